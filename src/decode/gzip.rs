@@ -1,0 +1,258 @@
+//! gzip (RFC 1952): concatenated members, every header field, CRC32 and ISIZE checked.
+//!
+//! The member framing is parsed here; the deflate data is inflated by zlib-rs (through
+//! `flate2`'s raw `Decompress`). Strict by default: the input must end exactly after the last
+//! member. The header rules are the intersection of what zlib and Go's gzip readers accept:
+//! reserved flag bits are an error (zlib), and a file name or comment longer than 511 bytes is
+//! an error (Go reads them into a 512-byte buffer).
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::Decode;
+use crate::error::{Error, ErrorKind, Result};
+
+const MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+const FRESERVED: u8 = 0xe0;
+/// Go's gzip readers hold a name or comment, NUL included, in a 512-byte buffer.
+const MAX_STRING: usize = 512;
+
+enum State {
+    /// Collecting a member header (the first, or one after a complete member).
+    Header,
+    /// Inflating a member's deflate data.
+    Body,
+    /// Collecting the 8-byte CRC32 + ISIZE trailer.
+    Trailer,
+    /// Lenient mode found bytes after the last member that do not start one: ignore them.
+    Ignoring,
+}
+
+pub(crate) struct GzipDecoder {
+    lenient: bool,
+    state: State,
+    /// Header or trailer bytes collected so far.
+    buf: Vec<u8>,
+    inflate: Decompress,
+    crc: crc32fast::Hasher,
+    isize: u32,
+    /// Members completed so far.
+    members: u64,
+    /// Compressed bytes consumed so far.
+    offset: u64,
+    /// Offset of the current member's first byte.
+    member_start: u64,
+}
+
+enum Header {
+    Incomplete,
+    Complete(usize),
+    /// Not a member at all: after the first member this is trailing data.
+    NotMagic,
+}
+
+impl GzipDecoder {
+    pub(crate) fn new(lenient: bool) -> Self {
+        GzipDecoder {
+            lenient,
+            state: State::Header,
+            buf: Vec::with_capacity(64),
+            inflate: Decompress::new(false),
+            crc: crc32fast::Hasher::new(),
+            isize: 0,
+            members: 0,
+            offset: 0,
+            member_start: 0,
+        }
+    }
+
+    fn member_err(&self, kind: ErrorKind, what: &str) -> Error {
+        Error::new(kind, format!("{what} in member {}", self.members + 1)).at(self.member_start)
+    }
+
+    /// Parses the header collected in `self.buf`.
+    fn parse_header(&self) -> Result<Header> {
+        let b = &self.buf;
+        let n = b.len().min(3);
+        if b[..n] != MAGIC[..n] {
+            return Ok(Header::NotMagic);
+        }
+        if b.len() < 10 {
+            return Ok(Header::Incomplete);
+        }
+        let flags = b[3];
+        if flags & FRESERVED != 0 {
+            return Err(self.member_err(ErrorKind::Corrupt, "reserved header flag bits set"));
+        }
+        let mut pos = 10;
+        if flags & FEXTRA != 0 {
+            if b.len() < pos + 2 {
+                return Ok(Header::Incomplete);
+            }
+            pos += 2 + usize::from(u16::from_le_bytes([b[pos], b[pos + 1]]));
+            if b.len() < pos {
+                return Ok(Header::Incomplete);
+            }
+        }
+        for (flag, field) in [(FNAME, "file name"), (FCOMMENT, "comment")] {
+            if flags & flag != 0 {
+                let window = &b[pos..b.len().min(pos + MAX_STRING)];
+                match window.iter().position(|&c| c == 0) {
+                    Some(nul) => pos += nul + 1,
+                    None if window.len() == MAX_STRING => {
+                        return Err(self.member_err(
+                            ErrorKind::Corrupt,
+                            &format!("header {field} longer than {} bytes", MAX_STRING - 1),
+                        ));
+                    }
+                    None => return Ok(Header::Incomplete),
+                }
+            }
+        }
+        if flags & FHCRC != 0 {
+            if b.len() < pos + 2 {
+                return Ok(Header::Incomplete);
+            }
+            let want = u16::from_le_bytes([b[pos], b[pos + 1]]);
+            if crc32fast::hash(&b[..pos]) as u16 != want {
+                return Err(self.member_err(ErrorKind::Corrupt, "header CRC16 mismatch"));
+            }
+            pos += 2;
+        }
+        Ok(Header::Complete(pos))
+    }
+
+    /// Takes header bytes from `input`; returns how many were consumed.
+    fn feed_header(&mut self, input: &[u8]) -> Result<usize> {
+        let before = self.buf.len();
+        // Headers are small; take a bounded bite so a huge input is not copied whole.
+        let take = input.len().min(1024);
+        self.buf.extend_from_slice(&input[..take]);
+        match self.parse_header()? {
+            Header::Incomplete => Ok(take),
+            Header::Complete(len) => {
+                self.buf.clear();
+                self.state = State::Body;
+                self.inflate.reset(false);
+                self.crc = crc32fast::Hasher::new();
+                self.isize = 0;
+                Ok(len - before)
+            }
+            Header::NotMagic => {
+                self.buf.truncate(before);
+                if self.lenient && self.members > 0 {
+                    self.state = State::Ignoring;
+                    return Ok(0);
+                }
+                Err(self.trailing_error())
+            }
+        }
+    }
+
+    fn trailing_error(&self) -> Error {
+        Error::new(
+            ErrorKind::TrailingData,
+            format!(
+                "data after the end of gzip member {} is not a gzip member \
+                 (containers/image rejects it; lenient gzip mode ignores it)",
+                self.members
+            ),
+        )
+        .at(self.member_start)
+    }
+
+    fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
+        let status = self
+            .inflate
+            .decompress(input, output, FlushDecompress::None);
+        let consumed = (self.inflate.total_in() - in0) as usize;
+        let produced = (self.inflate.total_out() - out0) as usize;
+        self.crc.update(&output[..produced]);
+        self.isize = self.isize.wrapping_add(produced as u32);
+        match status {
+            Ok(Status::StreamEnd) => self.state = State::Trailer,
+            Ok(Status::Ok | Status::BufError) => {}
+            Err(e) => {
+                let what = format!("invalid deflate data ({e})");
+                return Err(self
+                    .member_err(ErrorKind::Corrupt, &what)
+                    .at(self.offset + consumed as u64));
+            }
+        }
+        Ok((consumed, produced))
+    }
+
+    fn feed_trailer(&mut self, input: &[u8]) -> Result<usize> {
+        let take = input.len().min(8 - self.buf.len());
+        self.buf.extend_from_slice(&input[..take]);
+        if self.buf.len() == 8 {
+            let crc = u32::from_le_bytes(self.buf[0..4].try_into().unwrap());
+            let isize = u32::from_le_bytes(self.buf[4..8].try_into().unwrap());
+            let actual = std::mem::take(&mut self.crc).finalize();
+            if crc != actual {
+                return Err(self.member_err(
+                    ErrorKind::Corrupt,
+                    &format!("CRC32 mismatch (stored {crc:08x}, computed {actual:08x})"),
+                ));
+            }
+            if isize != self.isize {
+                return Err(self.member_err(
+                    ErrorKind::Corrupt,
+                    &format!(
+                        "ISIZE mismatch (stored {isize}, decoded {} mod 2^32)",
+                        self.isize
+                    ),
+                ));
+            }
+            self.buf.clear();
+            self.members += 1;
+            self.member_start = self.offset + take as u64;
+            self.state = State::Header;
+        }
+        Ok(take)
+    }
+}
+
+impl Decode for GzipDecoder {
+    fn decode(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        let (consumed, produced) = match self.state {
+            State::Header => (self.feed_header(input)?, 0),
+            State::Body => self.inflate(input, output)?,
+            State::Trailer => (self.feed_trailer(input)?, 0),
+            State::Ignoring => (input.len(), 0),
+        };
+        self.offset += consumed as u64;
+        Ok((consumed, produced))
+    }
+
+    fn finish(&mut self, output: &mut [u8]) -> Result<(usize, bool)> {
+        match self.state {
+            State::Ignoring => Ok((0, true)),
+            State::Header if self.buf.is_empty() && self.members > 0 => Ok((0, true)),
+            State::Header if self.members > 0 && self.lenient => Ok((0, true)),
+            State::Body => {
+                // zlib may still hold decoded bytes that did not fit the last output buffer.
+                let (_, produced) = self.inflate(&[], output)?;
+                if produced > 0 {
+                    return Ok((produced, false));
+                }
+                if matches!(self.state, State::Trailer) {
+                    return Err(
+                        self.member_err(ErrorKind::Truncated, "data ends before the trailer")
+                    );
+                }
+                Err(self.member_err(ErrorKind::Truncated, "deflate data ends early"))
+            }
+            State::Header => {
+                Err(self.member_err(ErrorKind::Truncated, "data ends inside the header"))
+            }
+            State::Trailer => {
+                Err(self.member_err(ErrorKind::Truncated, "data ends inside the trailer"))
+            }
+        }
+    }
+}

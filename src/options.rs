@@ -1,0 +1,57 @@
+//! What a caller can choose. Every interface (Rust, C, Go, CLI) exposes the same set.
+
+use crate::hash::Algorithm;
+
+/// Options of one digest computation. `Options::default()` is what Podman would compute,
+/// with every safety limit on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Digest algorithm of the blob digest and the DiffID. Default: SHA-256.
+    pub algorithm: Algorithm,
+    /// Accept (and ignore) bytes after the last gzip member, as pigz, igzip and moby do.
+    /// Off by default: containers/image rejects them.
+    pub lenient_gzip: bool,
+    /// Accept xz filter chains other than a lone LZMA2 (BCJ, delta, ARM64, ...) and decode
+    /// them, as the `xz` program does. Off by default: containers/image rejects them.
+    pub full_xz: bool,
+    /// Fail with [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded) once the
+    /// decoded stream exceeds this many bytes. `None`: no limit (memory stays bounded anyway).
+    pub max_size: Option<u64>,
+    /// Memory a decoder may allocate for its window or dictionary, in bytes. An xz block
+    /// needing more fails with `LimitExceeded` instead of allocating. Default: 1 GiB.
+    /// (zstd windows are limited to 512 MiB regardless, as containers/image does.)
+    pub decoder_memory_limit: u64,
+    /// Worker threads. 0 (the default) means one per core.
+    pub threads: usize,
+    /// Treat a decoded stream that is not a valid tar archive as an error
+    /// ([`ErrorKind::InvalidTar`](crate::ErrorKind::InvalidTar)) rather than a verdict.
+    pub require_tar: bool,
+}
+
+/// The default decoder memory limit: 1 GiB.
+pub const DEFAULT_DECODER_MEMORY_LIMIT: u64 = 1 << 30;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            algorithm: Algorithm::Sha256,
+            lenient_gzip: false,
+            full_xz: false,
+            max_size: None,
+            decoder_memory_limit: DEFAULT_DECODER_MEMORY_LIMIT,
+            threads: 0,
+            require_tar: false,
+        }
+    }
+}
+
+impl Options {
+    /// The number of worker threads these options ask for, resolved against the machine.
+    pub fn resolved_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
