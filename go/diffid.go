@@ -1,0 +1,124 @@
+// Package diffid computes a container image layer's blob digest, DiffID and tar verdict in
+// one multi-threaded pass, bit for bit as containers/image (Podman, Skopeo, Buildah) does.
+//
+// A layer blob is a tar stream, plain or compressed with gzip, bzip2, xz or zstd. Importers
+// record two digests: the blob digest over the raw bytes and the DiffID over the
+// decompressed stream. containers/image computes them by teeing the blob through a hash,
+// a decompressor and a second hash; one call of this package replaces that code:
+//
+//	res, err := diffid.DigestFile("layer.tar.xz")
+//	if err != nil {
+//		return err // errors.Is(err, diffid.ErrCorrupt), diffid.ErrTruncated, ...
+//	}
+//	fmt.Println(res.BlobDigest, res.BlobSize, res.DiffID, res.MediaType)
+//
+// The work runs in the Rust library libdiffid through cgo, on its own threads: reading,
+// hashing the blob, decompressing, hashing the DiffID and parsing the tar overlap.
+//
+// # Which inputs are errors
+//
+// The library accepts exactly the inputs that both containers/image's Go decoders and the
+// format's reference C decoder (zlib, bzip2, xz-utils, zstd) accept, and never returns a
+// digest of a partially decoded stream. In particular three inputs that containers/image
+// accepts are errors here because xz-utils or zstd reject them as corrupt: xz-utils'
+// test files bad-1-lzma2-7.xz and bad-1-vli-1.xz, and zstd's
+// golden-decompression-errors/off0.bin.zst. Trailing bytes after a gzip, bzip2, xz or zstd
+// stream are an error (WithLenientGzip relaxes this for gzip); xz filter chains other than a
+// lone LZMA2 are an error unless WithFullXz is given.
+//
+// # Memory and threads
+//
+// Go memory is passed to C only for the duration of a call; the library copies what it
+// keeps. All functions are safe for concurrent use; a Writer is used by one goroutine at a
+// time, except that its context may be cancelled from anywhere.
+package diffid
+
+// #cgo CFLAGS: -I${SRCDIR}/../include
+// #cgo LDFLAGS: ${SRCDIR}/../target/release/libdiffid.a -lm -ldl -lpthread
+// #include <stdlib.h>
+// #include "diffid.h"
+import "C"
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"strings"
+	"unsafe"
+)
+
+// Version returns the version of the linked C library, e.g. "0.1.0".
+func Version() string {
+	return C.GoString(C.diffid_version())
+}
+
+// withOptions builds the C options of opts, runs call with them and frees them.
+func withOptions(opts []Option, call func(*C.diffid_options) (*Result, error)) (*Result, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	copts, err := cfg.cOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer C.diffid_options_free(copts) // NULL is a no-op
+	return call(copts)
+}
+
+// DigestFile digests the file at path. The library opens and reads it itself, on its own
+// threads.
+func DigestFile(path string, opts ...Option) (*Result, error) {
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, errorf(CodeInvalidArgument, "path %q contains a NUL byte", path)
+	}
+	return withOptions(opts, func(copts *C.diffid_options) (*Result, error) {
+		cpath := C.CString(path)
+		defer C.free(unsafe.Pointer(cpath))
+		var r *C.diffid_result
+		code := C.diffid_digest_file(cpath, copts, &r)
+		return takeResult(code, r)
+	})
+}
+
+// zeroByte gives an empty slice a valid address to pass to C.
+var zeroByte [1]byte
+
+// DigestBytes digests a blob held in memory. b is only read, and only during the call.
+func DigestBytes(b []byte, opts ...Option) (*Result, error) {
+	return withOptions(opts, func(copts *C.diffid_options) (*Result, error) {
+		p := &zeroByte[0]
+		if len(b) > 0 {
+			p = &b[0]
+		}
+		var r *C.diffid_result
+		code := C.diffid_digest_buffer((*C.uint8_t)(unsafe.Pointer(p)), C.size_t(len(b)), copts, &r)
+		runtime.KeepAlive(b)
+		return takeResult(code, r)
+	})
+}
+
+// DigestReader digests everything r yields until io.EOF. An error from r is returned
+// wrapped in an *Error of code CodeIO (errors.Is works for both).
+func DigestReader(r io.Reader, opts ...Option) (*Result, error) {
+	return DigestReaderContext(context.Background(), r, opts...)
+}
+
+// DigestReaderContext is DigestReader with cancellation: when ctx is done, the digest stops
+// (even in the middle of the library's work) and the error wraps both ErrCancelled and
+// ctx's error. A Read call of r that blocks is not interrupted; the digest stops after it
+// returns.
+func DigestReaderContext(ctx context.Context, r io.Reader, opts ...Option) (*Result, error) {
+	w, err := NewWriterContext(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.ReadFrom(r); err != nil {
+		w.abort()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return w.Result()
+}

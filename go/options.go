@@ -1,0 +1,149 @@
+package diffid
+
+// #include "diffid.h"
+import "C"
+
+import (
+	"math"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+// BLAKE3 is the go-digest name of the BLAKE3 algorithm ("blake3"), as registered by
+// github.com/opencontainers/go-digest/blake3. go-digest v1.0.0 has no constant for it.
+const BLAKE3 digest.Algorithm = "blake3"
+
+// An Option changes how a layer is digested. Options validate their arguments: a bad value
+// makes the function it is passed to return an error wrapping ErrInvalidArgument.
+type Option func(*config) error
+
+// config is the Go side of diffid_options. The zero value is the library's default, which is
+// what Podman computes.
+type config struct {
+	algorithm   digest.Algorithm // "" means SHA-256
+	lenientGzip bool
+	fullXz      bool
+	maxSize     uint64 // 0: no limit
+	memoryLimit uint64 // 0: the library's default (1 GiB)
+	threads     uint32 // 0: one per core
+	requireTar  bool
+}
+
+// WithAlgorithm selects the digest algorithm of both the blob digest and the DiffID:
+// digest.SHA256 (the default, digest.Canonical), digest.SHA512 or BLAKE3.
+func WithAlgorithm(alg digest.Algorithm) Option {
+	return func(c *config) error {
+		switch alg {
+		case digest.SHA256, digest.SHA512, BLAKE3:
+			c.algorithm = alg
+			return nil
+		}
+		return errorf(CodeInvalidArgument, "unsupported digest algorithm %q (want sha256, sha512 or blake3)", string(alg))
+	}
+}
+
+// WithLenientGzip accepts (and ignores) bytes after the last gzip member, as pigz, igzip and
+// moby do. Off by default, because containers/image rejects such blobs.
+func WithLenientGzip() Option {
+	return func(c *config) error { c.lenientGzip = true; return nil }
+}
+
+// WithFullXz accepts xz filter chains other than a lone LZMA2 (BCJ, delta, ARM64, ...) and
+// decodes them as the xz program does. Off by default, because containers/image rejects them.
+func WithFullXz() Option {
+	return func(c *config) error { c.fullXz = true; return nil }
+}
+
+// WithMaxSize fails the digest with ErrLimitExceeded once the decoded stream exceeds n
+// bytes. n must be positive; without this option there is no limit.
+func WithMaxSize(n int64) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return errorf(CodeInvalidArgument, "maximum size must be positive, not %d", n)
+		}
+		c.maxSize = uint64(n)
+		return nil
+	}
+}
+
+// WithMemoryLimit caps the memory a decoder may allocate for its window or dictionary, in
+// bytes; a stream that needs more fails with ErrLimitExceeded. n must be positive; the
+// default is 1 GiB. (zstd windows are limited to 512 MiB regardless, as in containers/image.)
+func WithMemoryLimit(n int64) Option {
+	return func(c *config) error {
+		if n <= 0 {
+			return errorf(CodeInvalidArgument, "memory limit must be positive, not %d", n)
+		}
+		c.memoryLimit = uint64(n)
+		return nil
+	}
+}
+
+// WithThreads sets the number of worker threads. 0, the default, means one per core; n must
+// not be negative.
+func WithThreads(n int) Option {
+	return func(c *config) error {
+		if n < 0 || uint64(n) > math.MaxUint32 {
+			return errorf(CodeInvalidArgument, "thread count %d out of range", n)
+		}
+		c.threads = uint32(n)
+		return nil
+	}
+}
+
+// WithRequireTar makes a decoded stream that is not a valid tar archive an error
+// (ErrInvalidTar). Without it the tar verdict is only reported, in Result.Tar.
+func WithRequireTar() Option {
+	return func(c *config) error { c.requireTar = true; return nil }
+}
+
+func newConfig(opts []Option) (config, error) {
+	var c config
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return config{}, err
+		}
+	}
+	return c, nil
+}
+
+// cOptions builds the C options of c. It returns nil (the C library's defaults) for the zero
+// config. The caller frees the result with C.diffid_options_free.
+func (c *config) cOptions() (*C.diffid_options, error) {
+	if *c == (config{}) {
+		return nil, nil
+	}
+	var o *C.diffid_options
+	if code := Code(C.diffid_options_new(&o)); code != CodeOK || o == nil {
+		return nil, newError(code, "cannot allocate options")
+	}
+	alg := 0
+	switch c.algorithm {
+	case digest.SHA512:
+		alg = 1
+	case BLAKE3:
+		alg = 2
+	}
+	steps := []struct {
+		what string
+		code C.diffid_code
+	}{
+		{"algorithm", C.diffid_options_set_algorithm(o, C.diffid_algorithm(alg))},
+		{"lenient gzip", C.diffid_options_set_lenient_gzip(o, C.bool(c.lenientGzip))},
+		{"full xz", C.diffid_options_set_full_xz(o, C.bool(c.fullXz))},
+		{"maximum size", C.diffid_options_set_max_size(o, C.uint64_t(c.maxSize))},
+		{"memory limit", C.diffid_options_set_memory_limit(o, C.uint64_t(c.memoryLimit))},
+		{"threads", C.diffid_options_set_threads(o, C.uint32_t(c.threads))},
+		{"require tar", C.diffid_options_set_require_tar(o, C.bool(c.requireTar))},
+	}
+	for _, s := range steps {
+		if code := Code(s.code); code != CodeOK {
+			C.diffid_options_free(o)
+			return nil, errorf(code, "cannot set option %s", s.what)
+		}
+	}
+	return o, nil
+}
