@@ -21,6 +21,7 @@
 mod decode;
 mod detect;
 mod error;
+pub mod ffi;
 mod hash;
 mod options;
 mod pipeline;
