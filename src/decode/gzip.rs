@@ -3,8 +3,9 @@
 //! The member framing is parsed here; the deflate data is inflated by zlib-rs (through
 //! `flate2`'s raw `Decompress`). Strict by default: the input must end exactly after the last
 //! member. The header rules are the intersection of what zlib and Go's gzip readers accept:
-//! reserved flag bits are an error (zlib), and a file name or comment longer than 511 bytes is
-//! an error (Go reads them into a 512-byte buffer).
+//! reserved flag bits are an error (zlib), a file name or comment longer than 511 bytes is
+//! an error (Go reads them into a 512-byte buffer), and a header CRC16 must match both what
+//! zlib computes (the whole header) and what pgzip computes (its first 10 bytes).
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -116,9 +117,20 @@ impl GzipDecoder {
             if b.len() < pos + 2 {
                 return Ok(Header::Incomplete);
             }
+            // zlib checks the CRC of the whole header; Go's pgzip (containers/image) only of
+            // its first 10 bytes. Accepted only when both agree, which they always do for a
+            // header without optional fields.
             let want = u16::from_le_bytes([b[pos], b[pos + 1]]);
-            if crc32fast::hash(&b[..pos]) as u16 != want {
-                return Err(self.member_err(ErrorKind::Corrupt, "header CRC16 mismatch"));
+            let whole = crc32fast::hash(&b[..pos]) as u16;
+            let fixed = crc32fast::hash(&b[..10]) as u16;
+            if whole != want || fixed != want {
+                let what = if whole == want {
+                    "header CRC16 covers optional fields, which containers/image's reader \
+                     does not accept"
+                } else {
+                    "header CRC16 mismatch"
+                };
+                return Err(self.member_err(ErrorKind::Corrupt, what));
             }
             pos += 2;
         }
@@ -145,7 +157,7 @@ impl GzipDecoder {
                 self.buf.truncate(before);
                 if self.lenient && self.members > 0 {
                     self.state = State::Ignoring;
-                    return Ok(0);
+                    return Ok(input.len());
                 }
                 Err(self.trailing_error())
             }

@@ -1,0 +1,173 @@
+//! Shared helpers of the integration tests: the independent references (containers/image's
+//! Go code through the oracle program, the system's decoders, `openssl dgst`) and inputs
+//! built at run time.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The Go reference (tests/oracle), built by `make test` and named by `DIFFID_ORACLE`.
+pub fn oracle_path() -> PathBuf {
+    match std::env::var_os("DIFFID_ORACLE") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracle/oracle");
+            assert!(
+                p.exists(),
+                "the Go reference is missing: run `make test` (or `make oracle`) first"
+            );
+            p
+        }
+    }
+}
+
+/// containers/image's verdict on each file, one JSON object per file.
+pub fn oracle(files: &[PathBuf]) -> Vec<Value> {
+    let out = Command::new(oracle_path())
+        .args(files)
+        .output()
+        .expect("run the Go reference");
+    let text = String::from_utf8(out.stdout).expect("oracle output is UTF-8");
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("oracle JSON"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        files.len(),
+        "oracle answered for every file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rows
+}
+
+/// Runs `program args` with `input` on stdin; returns stdout, or None when it failed.
+pub fn run(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out.status.success().then_some(out.stdout)
+}
+
+/// Like [`run`] but the program must succeed.
+pub fn must(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    run(program, args, input).unwrap_or_else(|| panic!("{program} {args:?} failed"))
+}
+
+/// `openssl dgst -<alg>` of `data`, as `alg:hex`: an implementation independent of ours.
+pub fn openssl(alg: &str, data: &[u8]) -> String {
+    let out = must("openssl", &["dgst", &format!("-{alg}"), "-r"], data);
+    let text = String::from_utf8(out).unwrap();
+    format!("{alg}:{}", text.split_whitespace().next().unwrap())
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    must("gzip", &["-c", "-n"], data)
+}
+pub fn bzip2(data: &[u8]) -> Vec<u8> {
+    must("bzip2", &["-c"], data)
+}
+pub fn xz(data: &[u8], args: &[&str]) -> Vec<u8> {
+    let mut a = vec!["-c", "-T1"];
+    a.extend_from_slice(args);
+    must("xz", &a, data)
+}
+pub fn zstd(data: &[u8], args: &[&str]) -> Vec<u8> {
+    let mut a = vec!["-c", "-q"];
+    a.extend_from_slice(args);
+    must("zstd", &a, data)
+}
+
+/// A zstd skippable frame (magic 0x184D2A5n) carrying `payload`.
+pub fn skippable(n: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x50 | (n & 15), 0x2a, 0x4d, 0x18];
+    v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A small deterministic pseudo-random generator (tests must be reproducible).
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e3779b97f4a7c15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn bytes(&mut self, n: usize, compressible: bool) -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                if compressible {
+                    b"layer data "[i % 11] ^ (self.below(8) == 0) as u8
+                } else {
+                    self.next() as u8
+                }
+            })
+            .collect()
+    }
+}
+
+/// A tar archive of `entries` (name, content), written by the `tar` crate (GNU long names,
+/// PAX where needed), with the end-of-archive marker.
+pub fn tar_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A realistic little layer: a tar of this repository's `src/` made by the system's tar.
+pub fn source_layer() -> Vec<u8> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("tar")
+        .args([
+            "-c",
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-C",
+            root,
+            "src",
+            "Cargo.toml",
+        ])
+        .output()
+        .expect("run tar");
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Writes `data` into `dir/name` and returns the path.
+pub fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
