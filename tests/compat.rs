@@ -624,3 +624,106 @@ fn require_tar_turns_a_bad_tar_into_an_error() {
             .valid
     );
 }
+
+/// The peers' own test files (xz-utils, zstd, containers/image fixtures) with the verdicts
+/// their names give, adjusted by the policy of compat.md, and compared with the Go reference.
+#[test]
+fn peer_corpus_verdicts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/peers");
+    let mut files: Vec<PathBuf> = ["xz", "zstd", "cimage"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap_or_else(|e| panic!("{d}: {e}")))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() > 60, "the peer corpus is there");
+    let go = oracle(&files);
+    // Accepted by containers/image, rejected as corrupt by the reference C decoder.
+    const GO_ACCEPTS_CORRUPT: [&str; 3] = [
+        "bad-1-lzma2-7.xz",
+        "bad-1-vli-1.xz",
+        "golden-decompression-errors--off0.bin.zst",
+    ];
+    // Valid xz that containers/image rejects (filter chains other than a lone LZMA2).
+    let filter_chain = |n: &str| n.contains("delta") || n.contains("arm64") || n.contains("bcj");
+    let hello = std::fs::read(root.join("cimage/Hello.uncompressed")).unwrap();
+    let (mut agreed, mut rejected) = (0, 0);
+    for (path, go) in files.iter().zip(&go) {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let data = std::fs::read(path).unwrap();
+        let ours = digest_bytes(&data, &Options::default());
+        let go_ok = go.get("error").is_none();
+        let detected = diffid::detect(&data);
+        let must_decode = detected == Format::None
+            || (name.starts_with("good-") && !filter_chain(name))
+            || name.starts_with("golden-decompression--")
+            || path.parent().unwrap().ends_with("cimage");
+        match &ours {
+            Ok(r) => {
+                assert!(
+                    must_decode,
+                    "{name}: decoded, but its name says it must fail"
+                );
+                assert!(
+                    go_ok,
+                    "{name}: we decode it, containers/image does not: {go}"
+                );
+                assert_eq!(
+                    r.blob_digest.to_string(),
+                    str_of(go, "blob_digest"),
+                    "{name}"
+                );
+                assert_eq!(r.diff_id.to_string(), str_of(go, "diff_id"), "{name}");
+                assert_eq!(r.diff_size, go["diff_size"].as_u64().unwrap(), "{name}");
+                assert_eq!(r.format.name(), str_of(go, "format"), "{name}");
+                if detected == Format::Xz {
+                    let reference = must("xz", &["-dc"], &data);
+                    assert_eq!(
+                        r.diff_id.to_string(),
+                        openssl("sha256", &reference),
+                        "{name}"
+                    );
+                }
+                if path.parent().unwrap().ends_with("cimage") {
+                    assert_eq!(r.diff_id.to_string(), openssl("sha256", &hello), "{name}");
+                }
+                agreed += 1;
+            }
+            Err(e) => {
+                assert!(!must_decode, "{name}: must decode, failed: {e}");
+                assert_eq!(e.format(), Some(detected), "{name}: {e}");
+                if go_ok {
+                    assert!(
+                        GO_ACCEPTS_CORRUPT.contains(&name),
+                        "{name}: Go accepts it, we say {e}"
+                    );
+                } else {
+                    agreed += 1;
+                }
+                if filter_chain(name) && name.starts_with("good-") {
+                    assert_eq!(e.kind(), ErrorKind::Unsupported, "{name}: {e}");
+                    let full = Options {
+                        full_xz: true,
+                        ..Options::default()
+                    };
+                    let r = digest_bytes(&data, &full)
+                        .unwrap_or_else(|e| panic!("{name} full xz: {e}"));
+                    let reference = must("xz", &["-dc"], &data);
+                    assert_eq!(
+                        r.diff_id.to_string(),
+                        openssl("sha256", &reference),
+                        "{name}"
+                    );
+                }
+                if name.starts_with("unsupported-check") {
+                    assert_eq!(e.kind(), ErrorKind::Unsupported, "{name}: {e}");
+                }
+                rejected += 1;
+            }
+        }
+    }
+    eprintln!(
+        "peer corpus: {} files, {agreed} agree with containers/image, {rejected} rejected",
+        files.len()
+    );
+}
