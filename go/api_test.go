@@ -1,0 +1,454 @@
+package diffid_test
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"diffid.dev/go/diffid"
+)
+
+func toString(v any) string { return fmt.Sprintf("%v", v) }
+
+const emptySHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+func TestVersion(t *testing.T) {
+	if v := diffid.Version(); v == "" {
+		t.Fatal("empty version")
+	} else {
+		t.Logf("libdiffid %s", v)
+	}
+}
+
+func TestEmptyInput(t *testing.T) {
+	for _, ep := range entryPoints {
+		res, err := ep.run(t, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", ep.name, err)
+		}
+		if res.Format != diffid.FormatNone || res.BlobDigest != emptySHA256 || res.DiffID != emptySHA256 ||
+			res.BlobSize != 0 || res.DiffSize != 0 || res.MediaType != diffid.MediaTypeLayer {
+			t.Errorf("%s: %+v", ep.name, res)
+		}
+	}
+}
+
+func TestFormatNames(t *testing.T) {
+	for f, want := range map[diffid.Format]string{diffid.FormatNone: "", diffid.FormatGzip: "gzip",
+		diffid.FormatBzip2: "bzip2", diffid.FormatXz: "Xz", diffid.FormatZstd: "zstd"} {
+		if got := f.AlgorithmName(); got != want {
+			t.Errorf("%s.AlgorithmName() = %q, want %q", f, got, want)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	bad := map[string]diffid.Option{
+		"algorithm md5":  diffid.WithAlgorithm("md5"),
+		"algorithm 384":  diffid.WithAlgorithm(digest.SHA384),
+		"max size 0":     diffid.WithMaxSize(0),
+		"max size -1":    diffid.WithMaxSize(-1),
+		"memory limit 0": diffid.WithMemoryLimit(0),
+		"threads -1":     diffid.WithThreads(-1),
+	}
+	for name, opt := range bad {
+		if _, err := diffid.DigestBytes(nil, opt); !errors.Is(err, diffid.ErrInvalidArgument) {
+			t.Errorf("%s: DigestBytes: %v, want ErrInvalidArgument", name, err)
+		}
+		if _, err := diffid.NewWriter(opt); !errors.Is(err, diffid.ErrInvalidArgument) {
+			t.Errorf("%s: NewWriter: %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	if _, err := diffid.DigestFile("a\x00b"); !errors.Is(err, diffid.ErrInvalidArgument) {
+		t.Errorf("NUL in path: %v", err)
+	}
+	// Every valid option together.
+	blob := goGzip(buildTar(smallEntries), gzipHeader(), 6)
+	for _, threads := range []int{0, 1, 2, 7} {
+		res, err := diffid.DigestBytes(blob, diffid.WithAlgorithm(digest.SHA256), diffid.WithLenientGzip(), diffid.WithFullXz(),
+			diffid.WithMaxSize(1<<30), diffid.WithMemoryLimit(256<<20), diffid.WithThreads(threads), diffid.WithRequireTar(), nil)
+		if err != nil {
+			t.Fatalf("threads %d: %v", threads, err)
+		}
+		if ref, _ := referenceDigest(blob, digest.SHA256); sameAsReference(res, ref) != "" {
+			t.Errorf("threads %d: %s", threads, sameAsReference(res, ref))
+		}
+	}
+}
+
+func TestBLAKE3(t *testing.T) {
+	blob := goZstd(buildTar(smallEntries), true)
+	res, err := diffid.DigestBytes(blob, diffid.WithAlgorithm(diffid.BLAKE3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BlobDigest.Algorithm() != diffid.BLAKE3 || res.DiffID.Algorithm() != diffid.BLAKE3 ||
+		len(res.BlobDigest.Encoded()) != 64 || len(res.DiffID.Encoded()) != 64 || res.BlobDigest == res.DiffID {
+		t.Errorf("blake3 digests %s %s", res.BlobDigest, res.DiffID)
+	}
+	plain, err := diffid.DigestBytes(buildTar(smallEntries), diffid.WithAlgorithm(diffid.BLAKE3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.BlobDigest != res.DiffID || plain.DiffID != plain.BlobDigest {
+		t.Errorf("the DiffID of the zstd layer %s is not the digest of its tar %s", res.DiffID, plain.BlobDigest)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	tarball := buildTar(smallEntries)
+	gz := goGzip(tarball, gzipHeader(), 6)
+	cases := []struct {
+		name string
+		blob []byte
+		opts []diffid.Option
+		want error
+	}{
+		{"gzip trailing garbage", append(clone(gz), "garbage"...), nil, diffid.ErrTrailingData},
+		{"gzip truncated", gz[:len(gz)-9], nil, diffid.ErrTruncated},
+		{"gzip bad crc", func() []byte { b := clone(gz); b[len(b)-8] ^= 1; return b }(), nil, diffid.ErrCorrupt},
+		{"max size", gz, []diffid.Option{diffid.WithMaxSize(1000)}, diffid.ErrLimitExceeded},
+		{"require tar", goGzip([]byte("not a tar, not at all, not even close................"), gzipHeader(), 6),
+			[]diffid.Option{diffid.WithRequireTar()}, diffid.ErrInvalidTar},
+	}
+	for _, c := range cases {
+		for _, ep := range entryPoints {
+			_, err := ep.run(t, c.blob, c.opts...)
+			var e *diffid.Error
+			if !errors.Is(err, c.want) || !errors.As(err, &e) || e.Message == "" {
+				t.Errorf("%s: %s: %v, want %v with a message", c.name, ep.name, err, c.want)
+			}
+		}
+	}
+	// WithLenientGzip accepts the trailing bytes; the DiffID is that of the members.
+	res, err := diffid.DigestBytes(append(clone(gz), 0, 0, 0, 0), diffid.WithLenientGzip())
+	if err != nil || res.DiffID != digest.FromBytes(tarball) {
+		t.Errorf("lenient gzip: %v %v", res, err)
+	}
+	// A file that does not exist.
+	if _, err := diffid.DigestFile(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, diffid.ErrIO) {
+		t.Errorf("missing file: %v", err)
+	}
+	// A reader error reaches the caller, wrapped.
+	boom := errors.New("boom")
+	_, err = diffid.DigestReader(io.MultiReader(bytes.NewReader(gz[:100]), errReader{boom}))
+	if !errors.Is(err, boom) || !errors.Is(err, diffid.ErrIO) {
+		t.Errorf("reader error: %v", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestTarVerdict(t *testing.T) {
+	small := buildTar(smallEntries)
+	for _, c := range []struct {
+		name      string
+		blob      []byte
+		valid     bool
+		endMarker bool
+	}{
+		{"with end marker", small, true, true},
+		{"without end marker", small[:len(small)-1024], true, false},
+		{"zero block then data", append(append(clone(small[:len(small)-1024]), make([]byte, 512)...), bytes.Repeat([]byte{1}, 512)...), false, false},
+	} {
+		res, err := diffid.DigestBytes(goZstd(c.blob, true))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if res.Tar.Valid != c.valid || res.Tar.EndMarker != c.endMarker || res.Tar.Entries != int64(len(smallEntries)) {
+			t.Errorf("%s: tar %+v", c.name, res.Tar)
+		}
+	}
+}
+
+func TestWriterMisuse(t *testing.T) {
+	w, err := diffid.NewWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Result(); !errors.Is(err, diffid.ErrMisuse) {
+		t.Errorf("Result before Close: %v", err)
+	}
+	if n, err := w.Write(nil); n != 0 || err != nil {
+		t.Errorf("empty Write: %d %v", n, err)
+	}
+	if _, err := w.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	res, err := w.Result()
+	if err != nil || res.DiffID != digest.FromString("hello") {
+		t.Errorf("Result: %v %v", res, err)
+	}
+	if _, err := w.Write([]byte("more")); !errors.Is(err, diffid.ErrMisuse) {
+		t.Errorf("Write after Close: %v", err)
+	}
+	if _, err := w.ReadFrom(bytes.NewReader([]byte("more"))); !errors.Is(err, diffid.ErrMisuse) {
+		t.Errorf("ReadFrom after Close: %v", err)
+	}
+	// The Result is a copy.
+	res.DiffID = "changed"
+	if again, _ := w.Result(); again.DiffID == "changed" {
+		t.Error("Result shares its value")
+	}
+
+	// A failed writer keeps failing with the same error, through Close and Result.
+	w, _ = diffid.NewWriter()
+	gz := goGzip(buildTar(smallEntries), gzipHeader(), 6)
+	var werr error
+	for _, chunk := range [][]byte{gz, []byte("trailing garbage")} {
+		if _, err := w.Write(chunk); err != nil {
+			werr = err
+			break
+		}
+	}
+	cerr := w.Close()
+	if !errors.Is(cerr, diffid.ErrTrailingData) || (werr != nil && werr.Error() != cerr.Error()) {
+		t.Errorf("write error %v, close error %v", werr, cerr)
+	}
+	if _, err := w.Result(); err == nil || err.Error() != cerr.Error() {
+		t.Errorf("Result after failure: %v", err)
+	}
+	if err := w.Close(); err == nil || err.Error() != cerr.Error() {
+		t.Errorf("second Close after failure: %v", err)
+	}
+}
+
+// TestWriterConcurrentMisuse: calls from several goroutines are serialised, never unsafe.
+func TestWriterConcurrentMisuse(t *testing.T) {
+	w, err := diffid.NewWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				if i == 7 && j == 25 {
+					w.Close()
+				}
+				w.Write([]byte("some bytes"))
+				w.Result()
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriterFinalizer: writers dropped without Close are freed by their finalizer.
+func TestWriterFinalizer(t *testing.T) {
+	for range 50 {
+		w, err := diffid.NewWriter(diffid.WithThreads(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("abandoned"))
+	}
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWriterReadFrom(t *testing.T) {
+	blob := goGzip(buildTar(smallEntries), gzipHeader(), 6)
+	w, err := diffid.NewWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(w, io.MultiReader(bytes.NewReader(blob[:10]), bytes.NewReader(blob[10:])))
+	if err != nil || n != int64(len(blob)) {
+		t.Fatalf("io.Copy: %d %v", n, err)
+	}
+	w.Close()
+	res, err := w.Result()
+	ref, _ := referenceDigest(blob, digest.SHA256)
+	if err != nil || sameAsReference(res, ref) != "" {
+		t.Errorf("%v %s", err, sameAsReference(res, ref))
+	}
+}
+
+// infiniteReader yields zeros forever: a blob that never ends.
+type infiniteReader struct{}
+
+func (infiniteReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestCancelReader(t *testing.T) {
+	for _, cause := range []string{"cancel", "deadline"} {
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if cause == "cancel" {
+			ctx, cancel = context.WithCancel(context.Background())
+			time.AfterFunc(200*time.Millisecond, cancel)
+		} else {
+			ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+		}
+		start := time.Now()
+		// A gzip stream of zeros that never ends, so the library is busy decoding.
+		_, err := diffid.DigestReaderContext(ctx, io.MultiReader(bytes.NewReader(gzipHeaderOnly()), infiniteDeflate()))
+		cancel()
+		if !errors.Is(err, diffid.ErrCancelled) || !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: %v, want ErrCancelled wrapping %v", cause, err, ctx.Err())
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s: took %v", cause, d)
+		}
+	}
+	// Cancelled before it starts.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := diffid.DigestReaderContext(ctx, infiniteReader{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("pre-cancelled: %v", err)
+	}
+}
+
+// TestCancelWriterDuringWrite: cancelling the context interrupts a Write blocked in the
+// library, from another goroutine.
+func TestCancelWriterDuringWrite(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := diffid.NewWriterContext(ctx, diffid.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		big := make([]byte, 64<<20)
+		for {
+			if _, err := w.Write(big); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, diffid.ErrCancelled) || !errors.Is(err, context.Canceled) {
+			t.Errorf("Write: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Write not interrupted by cancellation")
+	}
+	if err := w.Close(); !errors.Is(err, diffid.ErrCancelled) {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := w.Result(); !errors.Is(err, diffid.ErrCancelled) {
+		t.Errorf("Result: %v", err)
+	}
+}
+
+// TestConcurrent: many goroutines digest different layers at once, through every entry
+// point, each getting containers/image's answer.
+func TestConcurrent(t *testing.T) {
+	var layers []layerCase
+	var refs []reference
+	for _, c := range generatedCases() {
+		if len(layers) == 16 {
+			break
+		}
+		if v := judge(c.blob, digest.SHA256); v.accept() && len(c.blob) > 1000 {
+			layers, refs = append(layers, c), append(refs, v.ref)
+		}
+	}
+	// reuse the same 16 layers with different goroutines, 4 rounds each
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*4*len(entryPoints))
+	for g := range 16 {
+		wg.Go(func() {
+			for round := range 4 {
+				i := (g + round) % len(layers)
+				ep := entryPoints[(g+round)%len(entryPoints)]
+				res, err := ep.run(t, layers[i].blob, diffid.WithThreads(1+g%4))
+				if err != nil {
+					errs <- fmt.Errorf("%s %s: %v", ep.name, layers[i].name, err)
+				} else if d := sameAsReference(res, refs[i]); d != "" {
+					errs <- fmt.Errorf("%s %s: %s", ep.name, layers[i].name, d)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestDigestReaderFile(t *testing.T) {
+	blob := goXz(buildTar(smallEntries))
+	path := filepath.Join(t.TempDir(), "layer.tar.xz")
+	if err := os.WriteFile(path, blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := diffid.DigestReader(f)
+	ref, _ := referenceDigest(blob, digest.SHA256)
+	if err != nil || sameAsReference(res, ref) != "" {
+		t.Errorf("%v %s", err, sameAsReference(res, ref))
+	}
+}
+
+func gzipHeader() gzip.Header {
+	return gzip.Header{Name: "layer.tar", ModTime: time.Unix(1700000000, 0)}
+}
+
+// gzipHeaderOnly is a minimal gzip member header.
+func gzipHeaderOnly() []byte { return []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff} }
+
+// infiniteDeflate is a deflate stream of zeros that never ends: after a first flushed
+// segment, a second flushed segment (which only refers back to zeros) repeats forever.
+func infiniteDeflate() io.Reader {
+	var buf bytes.Buffer
+	fw, _ := flate.NewWriter(&buf, 6)
+	zeros := make([]byte, 1<<20)
+	fw.Write(zeros)
+	fw.Flush()
+	first := clone(buf.Bytes())
+	buf.Reset()
+	fw.Write(zeros)
+	fw.Flush()
+	return io.MultiReader(bytes.NewReader(first), &repeatReader{seg: clone(buf.Bytes())})
+}
+
+type repeatReader struct {
+	seg []byte
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.seg[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.seg)
+	}
+	return n, nil
+}
