@@ -414,6 +414,37 @@ func TestDigestReaderFile(t *testing.T) {
 	if err != nil || sameAsReference(res, ref) != "" {
 		t.Errorf("%v %s", err, sameAsReference(res, ref))
 	}
+	// Like any io.Reader, the file is read from its current offset to its end.
+	plain := buildTar(smallEntries)
+	if err := os.WriteFile(path, append([]byte("prefix to skip"), plain...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f2, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	if _, err := f2.Seek(int64(len("prefix to skip")), io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	res, err = diffid.DigestReader(f2)
+	if err != nil || res.BlobDigest != digest.FromBytes(plain) || res.BlobSize != int64(len(plain)) {
+		t.Errorf("from an offset: %+v %v", res, err)
+	}
+	if off, _ := f2.Seek(0, io.SeekCurrent); off != int64(len("prefix to skip")+len(plain)) {
+		t.Errorf("offset after DigestReader: %d", off)
+	}
+	// A pipe (not a regular file) goes through the stream.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { pw.Write(blob); pw.Close() }()
+	res, err = diffid.DigestReader(pr)
+	pr.Close()
+	if err != nil || sameAsReference(res, ref) != "" {
+		t.Errorf("pipe: %v %s", err, sameAsReference(res, ref))
+	}
 }
 
 func gzipHeader() gzip.Header {

@@ -42,6 +42,7 @@ import "C"
 import (
 	"context"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -100,8 +101,39 @@ func DigestBytes(b []byte, opts ...Option) (*Result, error) {
 
 // DigestReader digests everything r yields until io.EOF. An error from r is returned
 // wrapped in an *Error of code CodeIO (errors.Is works for both).
+//
+// When r is an *os.File open on a regular file, the library reads its descriptor itself
+// (from the current offset to the end, leaving the offset there) instead of copying the
+// bytes through Go.
 func DigestReader(r io.Reader, opts ...Option) (*Result, error) {
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return digestFd(f, opts)
+		}
+	}
 	return DigestReaderContext(context.Background(), r, opts...)
+}
+
+// digestFd digests an open regular file through diffid_digest_fd.
+func digestFd(f *os.File, opts []Option) (*Result, error) {
+	sc, err := f.SyscallConn()
+	if err != nil {
+		return nil, &Error{Code: CodeIO, Message: "reading input: " + err.Error(), cause: err}
+	}
+	var res *Result
+	var derr error
+	// Control keeps the descriptor open (a concurrent Close waits) while the library reads it.
+	cerr := sc.Control(func(fd uintptr) {
+		res, derr = withOptions(opts, func(copts *C.diffid_options) (*Result, error) {
+			var r *C.diffid_result
+			code := C.diffid_digest_fd(C.int(fd), copts, &r)
+			return takeResult(code, r)
+		})
+	})
+	if cerr != nil {
+		return nil, &Error{Code: CodeIO, Message: "reading input: " + cerr.Error(), cause: cerr}
+	}
+	return res, derr
 }
 
 // DigestReaderContext is DigestReader with cancellation: when ctx is done, the digest stops
