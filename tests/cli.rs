@@ -1,0 +1,212 @@
+//! The `diffid` command as a user runs it: output shapes, exit statuses, options.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+fn diffid(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diffid"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+#[test]
+fn json_success_and_failure_shapes_and_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = source_layer();
+    let good = put(dir.path(), "good.tar.zst", &zstd(&layer, &[]));
+    let mut corrupt = gzip(&layer);
+    let n = corrupt.len();
+    corrupt[n - 7] ^= 0x40;
+    let bad = put(dir.path(), "bad.tar.gz", &corrupt);
+    let missing = dir.path().join("missing.tar");
+    let out = diffid(
+        &[
+            "--json",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1), "any failure exits 1");
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 3);
+
+    let ok = &rows[0];
+    assert_eq!(
+        keys(ok),
+        [
+            "file",
+            "format",
+            "media_type",
+            "blob_digest",
+            "blob_size",
+            "diff_id",
+            "diff_size",
+            "tar"
+        ]
+    );
+    assert_eq!(
+        keys(&ok["tar"]),
+        ["valid", "entries", "end_marker", "error"]
+    );
+    assert_eq!(ok["format"], "zstd");
+    assert_eq!(
+        ok["media_type"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert_eq!(ok["diff_id"].as_str().unwrap(), openssl("sha256", &layer));
+    assert_eq!(ok["diff_size"].as_u64().unwrap(), layer.len() as u64);
+    assert_eq!(
+        ok["blob_digest"].as_str().unwrap(),
+        openssl("sha256", &std::fs::read(&good).unwrap())
+    );
+    assert_eq!(ok["tar"]["valid"], true);
+    assert_eq!(ok["tar"]["end_marker"], true);
+    assert!(ok["tar"]["error"].is_null());
+
+    let failed = &rows[1];
+    assert_eq!(keys(failed), ["file", "format", "error"]);
+    assert_eq!(failed["format"], "gzip");
+    assert_eq!(keys(&failed["error"]), ["kind", "message"]);
+    assert_eq!(failed["error"]["kind"], "corrupt");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("gzip: ")
+    );
+
+    assert_eq!(rows[2]["error"]["kind"], "io");
+    assert!(rows[2]["format"].is_null());
+
+    let only_good = diffid(&["--json", good.to_str().unwrap()], b"");
+    assert_eq!(only_good.status.code(), Some(0));
+}
+
+#[test]
+fn reads_stdin_without_a_file_or_with_dash() {
+    let layer = source_layer();
+    let blob = xz(&layer, &[]);
+    for args in [&["--json"][..], &["--json", "-"]] {
+        let out = diffid(args, &blob);
+        assert_eq!(out.status.code(), Some(0));
+        let row = &json_lines(&out)[0];
+        assert_eq!(row["file"], "-");
+        assert_eq!(row["format"], "xz");
+        assert_eq!(row["diff_id"].as_str().unwrap(), openssl("sha256", &layer));
+        assert_eq!(row["blob_size"].as_u64().unwrap(), blob.len() as u64);
+    }
+}
+
+#[test]
+fn readable_default_output() {
+    let layer = source_layer();
+    let out = diffid(&[], &bzip2(&layer));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "format     bzip2",
+        "blob       sha256:",
+        "tar        valid",
+        &openssl("sha256", &layer),
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+    // A failure goes to stderr with the file name, and nothing to stdout.
+    let out = diffid(&[], b"\x28\xb5\x2f\xfd\x04");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("diffid: -: zstd: "), "{err}");
+}
+
+#[test]
+fn options_reach_the_library() {
+    let layer = source_layer();
+    let row = |args: &[&str], input: &[u8]| {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = diffid(&a, input);
+        (out.status.code(), json_lines(&out).remove(0))
+    };
+    let (code, r) = row(&["--algorithm", "sha512"], &gzip(&layer));
+    assert_eq!(code, Some(0));
+    assert_eq!(r["diff_id"].as_str().unwrap(), openssl("sha512", &layer));
+
+    let (code, r) = row(&["--max-size", "1K"], &gzip(&layer));
+    assert_eq!(code, Some(1));
+    assert_eq!(r["error"]["kind"], "limit_exceeded");
+    let (code, _) = row(&["--max-size", &layer.len().to_string()], &gzip(&layer));
+    assert_eq!(code, Some(0));
+
+    let tail = [gzip(&layer), b"junk".to_vec()].concat();
+    assert_eq!(row(&[], &tail).1["error"]["kind"], "trailing_data");
+    assert_eq!(row(&["--lenient-gzip"], &tail).0, Some(0));
+
+    let bcj = xz(&layer, &["--x86", "--lzma2"]);
+    assert_eq!(row(&[], &bcj).1["error"]["kind"], "unsupported");
+    let (code, r) = row(&["--full-xz"], &bcj);
+    assert_eq!(code, Some(0));
+    assert_eq!(r["diff_id"].as_str().unwrap(), openssl("sha256", &layer));
+
+    assert_eq!(
+        row(&["--require-tar"], &gzip(b"plain text")).1["error"]["kind"],
+        "invalid_tar"
+    );
+    assert_eq!(
+        row(&["-j", "1"], &gzip(&layer)).1["diff_id"]
+            .as_str()
+            .unwrap(),
+        openssl("sha256", &layer)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["--no-such-flag"][..],
+        &["--max-size", "12Q"],
+        &["--algorithm", "md5"],
+        &["-j", "x"],
+    ] {
+        let out = diffid(args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    let help = diffid(&["--help"], b"");
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8(help.stdout).unwrap();
+    for needle in [
+        "--json",
+        "--max-size",
+        "--lenient-gzip",
+        "--full-xz",
+        "Exit status",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}");
+    }
+}
