@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	_ "crypto/sha256" // go-digest's digest.Canonical needs it registered
 	"encoding/json"
 	"fmt"
 	"io"
