@@ -1,0 +1,186 @@
+#!/bin/sh
+# Runs the C ABI tests; `make -C ffi-tests` builds the programs first and calls this.
+#
+#   run.sh OUT      OUT: the directory holding the built test programs
+#
+# The inputs are made here, at run time, with the system's tar, gzip, bzip2, xz and zstd,
+# and the expected digests come from `openssl dgst`, a reference independent of diffid.
+# Prints PASS/FAIL per test and ends with "N passed, M failed"; exits 1 if any failed.
+set -u
+OUT=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+RELEASE=$TOP/target/release
+D=$OUT/data
+LOGS=$OUT/logs
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1"; }
+
+# check NAME CMD...: one test, its output shown only when it fails.
+check() {
+    name=$1
+    shift
+    if "$@" >"$LOGS/$name.log" 2>&1; then
+        pass "$name"
+    else
+        fail "$name"
+        sed 's/^/    /' "$LOGS/$name.log"
+    fi
+}
+
+# program NAME CMD...: a test program that prints its own PASS/FAIL lines; each counts.
+program() {
+    name=$1
+    shift
+    "$@" >"$LOGS/$name.log" 2>&1
+    status=$?
+    p=$(grep -c '^PASS ' "$LOGS/$name.log")
+    f=$(grep -c '^FAIL ' "$LOGS/$name.log")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$status" -ne 0 ] || [ "$f" -ne 0 ]; then
+        if [ "$f" -eq 0 ]; then
+            failed=$((failed + 1))
+            echo "FAIL $name (exit status $status)"
+        fi
+        sed 's/^/    /' "$LOGS/$name.log"
+    else
+        echo "PASS $name ($p tests)"
+    fi
+}
+
+rm -rf "$D" "$LOGS"
+mkdir -p "$D/tree/dir/sub" "$LOGS"
+
+# --- Inputs -------------------------------------------------------------------------------
+# A ~4 MiB layer (several 512 KiB chunks, so the worker threads run) of incompressible and
+# compressible data, and a small one (digested inline on the caller's thread).
+openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f \
+    -iv 00000000000000000000000000000000 -in /dev/zero 2>/dev/null |
+    head -c 2097152 >"$D/tree/random.bin"
+seq 1 300000 >"$D/tree/dir/numbers.txt"
+echo hello >"$D/tree/dir/sub/hello.txt"
+ln -s ../random.bin "$D/tree/dir/link"
+TAR="tar --format=gnu --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner"
+$TAR -C "$D/tree" -cf "$D/layer.tar" .
+$TAR -C "$D/tree/dir/sub" -cf "$D/small.tar" .
+: >"$D/empty"
+for t in layer small; do
+    gzip -n -c "$D/$t.tar" >"$D/$t.tar.gz"
+    bzip2 -c "$D/$t.tar" >"$D/$t.tar.bz2"
+    xz -T1 -c "$D/$t.tar" >"$D/$t.tar.xz"
+    zstd -q -c "$D/$t.tar" >"$D/$t.tar.zst"
+done
+
+# Inputs that must fail, or pass only with an option.
+size=$(wc -c <"$D/layer.tar.gz")
+cp "$D/layer.tar.gz" "$D/corrupt.gz"          # CRC32 in the trailer flipped
+printf '\377' | dd of="$D/corrupt.gz" bs=1 seek=$((size - 8)) conv=notrunc 2>/dev/null
+size=$(wc -c <"$D/layer.tar.xz")
+head -c $((size / 2)) "$D/layer.tar.xz" >"$D/truncated.xz"
+{ cat "$D/small.tar.gz"; printf 'garbage after the last member\n'; } >"$D/trailing.gz"
+seq 1 1000 | gzip -n >"$D/notar.gz"          # valid gzip, not a tar archive
+xz --x86 --lzma2 -c "$D/small.tar" >"$D/bcj.xz"  # a filter chain containers/image refuses
+xz --lzma2=preset=6,dict=64MiB <"$D/small.tar" >"$D/bigdict.xz"
+
+# --- Expected values, from openssl and tar ------------------------------------------------
+hex() { openssl dgst "-$1" -r "$2" | cut -d' ' -f1; }
+# name file format media_type blob256 blob512 blob_size diff256 diff512 diff_size entries tar
+row() {
+    name=$1 file=$2 format=$3 tarfile=$4
+    case $format in
+    none) media=application/vnd.oci.image.layer.v1.tar ;;
+    zstd) media=application/vnd.oci.image.layer.v1.tar+zstd ;;
+    *) media=application/vnd.oci.image.layer.v1.tar+gzip ;;
+    esac
+    if [ -s "$tarfile" ]; then
+        entries=$(tar -tf "$tarfile" | wc -l) istar=1
+    else
+        entries=0 istar=0
+    fi
+    echo "$name $file $format $media" \
+        "sha256:$(hex sha256 "$file") sha512:$(hex sha512 "$file") $(wc -c <"$file")" \
+        "sha256:$(hex sha256 "$tarfile") sha512:$(hex sha512 "$tarfile") $(wc -c <"$tarfile")" \
+        "$entries $istar"
+}
+{
+    for t in layer small; do
+        row "$t.tar" "$D/$t.tar" none "$D/$t.tar"
+        row "$t.tar.gz" "$D/$t.tar.gz" gzip "$D/$t.tar"
+        row "$t.tar.bz2" "$D/$t.tar.bz2" bzip2 "$D/$t.tar"
+        row "$t.tar.xz" "$D/$t.tar.xz" xz "$D/$t.tar"
+        row "$t.tar.zst" "$D/$t.tar.zst" zstd "$D/$t.tar"
+    done
+    row empty "$D/empty" none "$D/empty"
+} >"$D/expected.txt"
+# Decoded with an option: the blob is the file, the DiffID is the tar's.
+{
+    row trailing.gz "$D/trailing.gz" gzip "$D/small.tar"
+    row bcj.xz "$D/bcj.xz" xz "$D/small.tar"
+    row bigdict.xz "$D/bigdict.xz" xz "$D/small.tar"
+} >"$D/options.txt"
+
+# --- The library itself ---------------------------------------------------------------------
+prefix_only() {
+    bad=$(nm -D --defined-only "$RELEASE/libdiffid.so" | awk '{print $3}' | grep -v '^diffid_')
+    [ -z "$bad" ] || { echo "exported without the diffid_ prefix:"; echo "$bad"; return 1; }
+}
+check symbols-prefixed prefix_only
+
+header_matches_exports() {
+    nm -D --defined-only "$RELEASE/libdiffid.so" | awk '{print $3}' | sort >"$OUT/exported.txt"
+    grep -o '\bdiffid_[a-z0-9_]*(' "$TOP/include/diffid.h" | tr -d '(' | sort -u >"$OUT/declared.txt"
+    diff -u "$OUT/declared.txt" "$OUT/exported.txt"
+}
+check header-declares-every-export header_matches_exports
+
+soname() {
+    readelf -d "$RELEASE/libdiffid.so" | grep -q 'Library soname: \[libdiffid.so.0\]'
+}
+check soname-libdiffid.so.0 soname
+
+# --- C tests --------------------------------------------------------------------------------
+program c-tests-asan-ubsan "$OUT/test_ffi_asan" "$D"
+# One run under valgrind, of a build without sanitizers, leaks counted as errors.
+program c-tests-valgrind valgrind -q --error-exitcode=1 --leak-check=full \
+    --errors-for-leak-kinds=all --show-leak-kinds=all --suppressions="$HERE/valgrind.supp" \
+    "$OUT/test_ffi" "$D" --quick
+check header-in-two-units "$OUT/two_units" "$D/small.tar.gz"
+check header-as-cxx "$OUT/cxx_test" "$D/small.tar.xz"
+check header-strict-c99 "$OUT/c99_test"
+
+# --- Against the installed library ------------------------------------------------------------
+installed() {
+    make -s -C "$TOP" install PREFIX="$prefix" || return 1
+    lib=$prefix/lib
+    for f in libdiffid.so libdiffid.so.0 "libdiffid.so.$VERSION" libdiffid.a; do
+        [ -e "$lib/$f" ] || { echo "missing $lib/$f"; return 1; }
+    done
+    [ -x "$prefix/bin/diffid" ] || { echo "missing bin/diffid"; return 1; }
+    export PKG_CONFIG_PATH=$lib/pkgconfig
+    [ "$(pkg-config --modversion diffid)" = "$VERSION" ] || { echo "pc version"; return 1; }
+    # Dynamically linked, found through the rpath the .pc's libdir gives.
+    gcc -std=c11 -Wall -Wextra -Werror -o "$OUT/installed" "$HERE/installed.c" \
+        $(pkg-config --cflags --libs diffid) -Wl,-rpath,"$(pkg-config --variable=libdir diffid)" &&
+        readelf -d "$OUT/installed" | grep -q 'NEEDED.*\[libdiffid.so.0\]' &&
+        "$OUT/installed" "$D/layer.tar.zst" "$VERSION" >"$OUT/installed.out" &&
+        want=$(awk '$1 == "layer.tar.zst" {print $4, $5, $8}' "$D/expected.txt") &&
+        [ "$(cat "$OUT/installed.out")" = "$want" ] || { echo "want $want"; return 1; }
+    # Statically linked with the private libraries of the .pc: runs without the .so.
+    gcc -std=c11 -Wall -Wextra -Werror -o "$OUT/installed-static" "$HERE/installed.c" \
+        $(pkg-config --cflags diffid) "$lib/libdiffid.a" \
+        $(pkg-config --libs --static diffid | sed 's/-ldiffid//') &&
+        ! readelf -d "$OUT/installed-static" | grep -q libdiffid &&
+        "$OUT/installed-static" "$D/layer.tar.zst" "$VERSION" >"$OUT/installed.out" &&
+        [ "$(cat "$OUT/installed.out")" = "$want" ]
+}
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$TOP/Cargo.toml" | head -n 1)
+prefix=$(mktemp -d)
+check installed-pkg-config installed
+rm -rf "$prefix"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
