@@ -941,6 +941,50 @@ mod tests {
     }
 
     #[test]
+    fn panics_become_internal() {
+        assert_eq!(
+            guard(|| -> diffid_code { panic!("a test panic") }),
+            diffid_code::DIFFID_INTERNAL
+        );
+        assert!(guard(|| -> *const c_char { panic!("a test panic") }).is_null());
+        // A result-making function still delivers a result, holding the error.
+        let mut out = std::ptr::null_mut();
+        let code = deliver(&mut out, || panic!("a test panic"));
+        assert_eq!(code, diffid_code::DIFFID_INTERNAL);
+        assert_eq!(diffid_result_code(out), diffid_code::DIFFID_INTERNAL);
+        assert!(!diffid_result_error(out).is_null());
+        assert!(diffid_result_blob_digest(out).is_null());
+        diffid_result_free(out);
+    }
+
+    #[test]
+    fn a_stream_poisoned_by_a_panic_reports_internal() {
+        let mut s = std::ptr::null_mut();
+        assert_eq!(
+            diffid_stream_new(std::ptr::null(), &mut s),
+            diffid_code::DIFFID_OK
+        );
+        let stream = unsafe { &*s };
+        let poisoner = std::thread::spawn(move || {
+            let _held = stream.digester.lock().unwrap();
+            panic!("a test panic while holding the lock");
+        });
+        assert!(poisoner.join().is_err());
+        assert_eq!(
+            diffid_stream_write(s, b"x".as_ptr(), 1),
+            diffid_code::DIFFID_INTERNAL
+        );
+        let mut r = std::ptr::null_mut();
+        assert_eq!(
+            diffid_stream_finish(s, &mut r),
+            diffid_code::DIFFID_INTERNAL
+        );
+        assert_eq!(diffid_stream_cancel(s), diffid_code::DIFFID_OK);
+        diffid_result_free(r);
+        diffid_stream_free(s);
+    }
+
+    #[test]
     fn version_is_cargo_version() {
         let v = unsafe { CStr::from_ptr(diffid_version()) };
         assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
