@@ -124,3 +124,9 @@ func takeResult(code C.diffid_code, r *C.diffid_result) (*Result, error) {
 	}
 	return res, nil
 }
+
+// cName is the C library's name of c (diffid_code_name), "" for a number that is no code.
+// The tests check that Code.String agrees with it.
+func (c Code) cName() string {
+	return goString(C.diffid_code_name(C.diffid_code(c)))
+}
