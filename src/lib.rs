@@ -67,3 +67,8 @@ pub fn digest_bytes(data: &[u8], opts: &Options) -> Result<Report> {
     digester.write(data)?;
     digester.finish()
 }
+
+/// The README's Rust examples, compiled by `cargo test` so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
