@@ -52,6 +52,12 @@ program() {
     fi
 }
 
+# What the tests need besides the compilers (Debian: apt-get install valgrind pkg-config
+# openssl gzip bzip2 xz-utils zstd binutils).
+for tool in tar gzip bzip2 xz zstd openssl valgrind pkg-config nm readelf; do
+    command -v "$tool" >/dev/null || { echo "missing tool: $tool"; echo "0 passed, 1 failed"; exit 1; }
+done
+
 rm -rf "$D" "$LOGS"
 mkdir -p "$D/tree/dir/sub" "$LOGS"
 

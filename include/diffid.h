@@ -365,7 +365,8 @@ diffid_code diffid_stream_finish(diffid_stream *s, diffid_result **out);
 /**
  * Cancels the stream from any thread, at any time: a write or finish in progress on
  * another thread, or the next one, fails with `DIFFID_CANCELLED`, and the worker threads
- * stop. Cancelling twice, or after finish, does nothing. Never blocks. Returns
+ * stop. Cancelling twice, or after finish, does nothing. It does not wait for a write in
+ * progress (the stream's lock is not taken). Returns
  * `DIFFID_INVALID_ARGUMENT` when `s` is NULL.
  */
 diffid_code diffid_stream_cancel(const diffid_stream *s);

@@ -707,7 +707,8 @@ pub extern "C" fn diffid_stream_finish(
 
 /// Cancels the stream from any thread, at any time: a write or finish in progress on
 /// another thread, or the next one, fails with `DIFFID_CANCELLED`, and the worker threads
-/// stop. Cancelling twice, or after finish, does nothing. Never blocks. Returns
+/// stop. Cancelling twice, or after finish, does nothing. It does not wait for a write in
+/// progress (the stream's lock is not taken). Returns
 /// `DIFFID_INVALID_ARGUMENT` when `s` is NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn diffid_stream_cancel(s: *const diffid_stream) -> diffid_code {
