@@ -90,7 +90,7 @@ func (w *Writer) release() {
 	runtime.SetFinalizer(w, nil)
 }
 
-// cancelled returns the error for a cancelled stream, wrapping the context's error if it is
+// cancelledError adds the context's error as the cause of a cancellation error, when it is
 // the reason.
 func (w *Writer) cancelledError(e *Error) *Error {
 	if e.Code == CodeCancelled && w.ctx.Err() != nil {
