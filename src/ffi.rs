@@ -705,11 +705,12 @@ pub extern "C" fn diffid_stream_finish(
     guard(|| deliver(out, || with_digester(s, Digester::finish)))
 }
 
-/// Cancels the stream from any thread, at any time: a write or finish in progress on
-/// another thread, or the next one, fails with `DIFFID_CANCELLED`, and the worker threads
-/// stop. Cancelling twice, or after finish, does nothing. It does not wait for a write in
-/// progress (the stream's lock is not taken). Returns
-/// `DIFFID_INVALID_ARGUMENT` when `s` is NULL.
+/// Cancels the stream from any thread, at any time, also while another thread is inside
+/// `diffid_stream_write` or `diffid_stream_finish`: the worker threads stop, a write in
+/// progress returns `DIFFID_CANCELLED` at its next 512 KiB chunk (or, if none is left,
+/// completes), and every later write and finish gives `DIFFID_CANCELLED`. It does not wait
+/// for the write (the stream's lock is not taken). Cancelling twice, or after finish, does
+/// nothing. Returns `DIFFID_INVALID_ARGUMENT` when `s` is NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn diffid_stream_cancel(s: *const diffid_stream) -> diffid_code {
     guard(|| {
