@@ -1,0 +1,98 @@
+# diffid — build, demo, test, bench, install.
+#
+#   make            release library (rlib, cdylib, staticlib) and the diffid CLI
+#   make demo       digests of this repository packed as a layer in every format
+#   make test       every test: Rust (against the Go reference), C ABI, Go package
+#   make bench      criterion benches and the comparison with the peers
+#   make header     regenerate include/diffid.h with cbindgen
+#   make install    PREFIX=/usr/local: libraries, header, diffid.pc, CLI
+
+PREFIX   ?= /usr/local
+CARGO    ?= cargo
+GO       ?= go
+export GOTOOLCHAIN := local
+export GOFLAGS     := -mod=mod
+
+RELEASE  := target/release
+ORACLE   := target/oracle/oracle
+
+.PHONY: all build demo test test-rust test-ffi test-go header header-check cbindgen-tool oracle tools bench install clean
+
+all build:
+	$(CARGO) build --release --locked
+
+# The Go reference the tests compare against (containers/image's own code).
+oracle: $(ORACLE)
+$(ORACLE): tests/oracle/main.go tests/oracle/go.mod tests/oracle/go.sum
+	cd tests/oracle && $(GO) build -o ../../$(ORACLE) .
+
+demo: build
+	@scripts/demo.sh $(RELEASE)/diffid
+
+test: oracle test-rust test-ffi test-go test-real
+	@echo "make test: all suites passed"
+
+test-rust: deps oracle
+	DIFFID_ORACLE=$(CURDIR)/$(ORACLE) $(CARGO) test --release --locked
+
+# Real tarballs from Debian, npm and PyPI against openssl and containers/image.
+test-real: build oracle
+	@scripts/real-tarballs.sh $(RELEASE)/diffid $(ORACLE)
+
+test-ffi: build header-check
+	$(MAKE) -C ffi-tests
+
+# The C header is generated from src/ffi.rs alone (see cbindgen.toml) by a pinned cbindgen:
+# another version could format it differently and fail header-check for no real change.
+CBINDGEN_VERSION := 0.29.4
+CBINDGEN := cbindgen -q --config cbindgen.toml --output include/diffid.h src/ffi.rs
+
+cbindgen-tool:
+	@cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || \
+		$(CARGO) install cbindgen --locked --version $(CBINDGEN_VERSION)
+
+header: cbindgen-tool
+	$(CBINDGEN)
+
+# Fails when include/diffid.h is not what cbindgen generates from the sources.
+header-check: cbindgen-tool
+	@$(CBINDGEN) --verify || { echo "include/diffid.h is stale: run 'make header'"; exit 1; }
+
+# Installs lib/libdiffid.so.$(VERSION) (SONAME libdiffid.so.$(MAJOR), set by build.rs) with
+# its links, lib/libdiffid.a, include/diffid.h, lib/pkgconfig/diffid.pc and bin/diffid.
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR    := $(firstword $(subst ., ,$(VERSION)))
+LIBDIR   := $(DESTDIR)$(PREFIX)/lib
+# The native libraries the static library needs (rustc --print native-static-libs).
+LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl
+
+install: build
+	install -d $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(RELEASE)/libdiffid.so $(LIBDIR)/libdiffid.so.$(VERSION)
+	ln -sf libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR)
+	ln -sf libdiffid.so.$(MAJOR) $(LIBDIR)/libdiffid.so
+	install -m 644 $(RELEASE)/libdiffid.a $(LIBDIR)/libdiffid.a
+	install -m 644 include/diffid.h $(DESTDIR)$(PREFIX)/include/diffid.h
+	install -m 755 $(RELEASE)/diffid $(DESTDIR)$(PREFIX)/bin/diffid
+	printf '%s\n' \
+		'prefix=$(PREFIX)' \
+		'libdir=$${prefix}/lib' \
+		'includedir=$${prefix}/include' \
+		'' \
+		'Name: diffid' \
+		'Description: Blob digest, DiffID and tar verdict of a container image layer in one pass' \
+		'Version: $(VERSION)' \
+		'Libs: -L$${libdir} -ldiffid' \
+		'Libs.private: $(LIBS_PRIVATE)' \
+		'Cflags: -I$${includedir}' \
+		> $(LIBDIR)/pkgconfig/diffid.pc
+
+test-go: build
+	cd go && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+bench: build oracle
+	$(CARGO) bench --locked
+	@scripts/compare.sh
+
+clean:
+	$(CARGO) clean
