@@ -16,10 +16,14 @@ export GOFLAGS     := -mod=mod
 RELEASE  := target/release
 ORACLE   := target/oracle/oracle
 
-.PHONY: all build demo test test-rust test-ffi test-go header header-check cbindgen-tool oracle tools bench install clean
+.PHONY: all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
 
-all build:
+all build: deps
 	$(CARGO) build --release --locked
+
+# Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config).
+deps:
+	@scripts/setup.sh
 
 # The Go reference the tests compare against (containers/image's own code).
 oracle: $(ORACLE)
