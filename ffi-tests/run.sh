@@ -186,6 +186,22 @@ installed() {
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$TOP/Cargo.toml" | head -n 1)
 prefix=$(mktemp -d)
 check installed-pkg-config installed
+
+# --- The README's C example, compiled as written against the installed library ----------------
+readme_example() {
+    awk '/^```c$/ {f = 1; next} /^```$/ {if (f) exit} f' "$TOP/README.md" >"$OUT/readme_example.c"
+    [ -s "$OUT/readme_example.c" ] || { echo "no C example in README.md"; return 1; }
+    export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+    cc -Wall -Werror -o "$OUT/readme_example" "$OUT/readme_example.c" \
+        $(pkg-config --cflags --libs diffid) -Wl,-rpath,"$prefix/lib" || return 1
+    "$OUT/readme_example" "$D/layer.tar.xz" >"$OUT/readme.out" || return 1
+    want=$(awk '$1 == "layer.tar.xz" {print $5, $8}' "$D/expected.txt")
+    [ "$(cat "$OUT/readme.out")" = "$want" ] || { echo "want $want, got $(cat "$OUT/readme.out")"; return 1; }
+    # A failure prints the code's name and the message, and exits 1.
+    "$OUT/readme_example" "$D/no-such-file" 2>"$OUT/readme.err" && return 1
+    grep -q '^io: cannot open' "$OUT/readme.err" || { cat "$OUT/readme.err"; return 1; }
+}
+check readme-c-example readme_example
 rm -rf "$prefix"
 
 echo "$passed passed, $failed failed"
