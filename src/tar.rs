@@ -452,8 +452,11 @@ fn parse_decimal(s: &[u8]) -> Option<i64> {
     std::str::from_utf8(s).ok()?.parse::<i64>().ok()
 }
 
+/// One PAX record: key and value.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
 /// Go's `parsePAX`: records of the form "%d %s=%s\n".
-fn parse_pax(mut data: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+fn parse_pax(mut data: &[u8]) -> Result<Vec<PaxRecord<'_>>, String> {
     const BAD: &str = "invalid tar header: malformed PAX record";
     let mut records = Vec::new();
     while !data.is_empty() {
