@@ -83,9 +83,12 @@ pub struct TarParser {
     filled: usize,
     /// Entry data and padding still to pass over.
     skip: u64,
+    /// How much of `skip` is padding: Go reads padding with `tryReadFull`, so an archive
+    /// that ends inside it ends cleanly, while one that ends inside data is truncated.
+    skip_pad: u64,
     /// The data of a PAX or GNU long-name header being collected.
     special: Option<Special>,
-    /// Old GNU sparse extension blocks follow; then `after_ext` bytes of data and padding.
+    /// Old GNU sparse extension blocks follow; then `after_ext` bytes of data (and padding).
     ext_blocks: bool,
     after_ext: u64,
     /// Records of a preceding PAX `x` header and GNU long name, for the next entry.
@@ -111,6 +114,7 @@ impl TarParser {
             block: Box::new([0; BLOCK]),
             filled: 0,
             skip: 0,
+            skip_pad: 0,
             special: None,
             ext_blocks: false,
             after_ext: 0,
@@ -141,7 +145,7 @@ impl TarParser {
                 special.remaining -= n as u64;
                 if special.remaining == 0 {
                     let special = self.special.take().expect("special header in progress");
-                    self.skip = special.pad;
+                    self.set_skip(0, special.pad);
                     if let Err(msg) = self.finish_special(special) {
                         self.fail(self.header_offset, msg);
                     }
@@ -167,8 +171,10 @@ impl TarParser {
 
     /// The stream has ended: the verdict.
     pub fn finish(mut self) -> TarVerdict {
-        let truncated =
-            self.filled > 0 || self.skip > 0 || self.special.is_some() || self.ext_blocks;
+        let truncated = self.filled > 0
+            || self.skip > self.skip_pad
+            || self.special.is_some()
+            || self.ext_blocks;
         if truncated && matches!(self.phase, Phase::Header | Phase::AfterZero) {
             let at = self.offset;
             self.fail(at, "unexpected EOF (archive truncated)".to_string());
@@ -189,6 +195,11 @@ impl TarParser {
         }
     }
 
+    fn set_skip(&mut self, data: u64, pad: u64) {
+        self.skip = data + pad;
+        self.skip_pad = pad;
+    }
+
     fn fail(&mut self, offset: u64, message: String) {
         if !matches!(self.phase, Phase::Failed(_)) {
             self.phase = Phase::Failed(TarError { offset, message });
@@ -201,7 +212,7 @@ impl TarParser {
             // another follows.
             if self.block[504] == 0 {
                 self.ext_blocks = false;
-                self.skip = self.after_ext;
+                self.set_skip(self.after_ext, padding(self.after_ext));
             }
             return Ok(());
         }
@@ -305,9 +316,9 @@ impl TarParser {
                 self.entries += 1;
                 if typeflag == b'S' && format == HeaderFormat::Gnu && self.block[482] != 0 {
                     self.ext_blocks = true;
-                    self.after_ext = data + padding(data);
+                    self.after_ext = data;
                 } else {
-                    self.skip = data + padding(data);
+                    self.set_skip(data, padding(data));
                 }
                 Ok(())
             }

@@ -727,3 +727,196 @@ fn peer_corpus_verdicts() {
         files.len()
     );
 }
+
+/// A raw 512-byte header with a valid checksum.
+fn raw_header(name: &str, typeflag: u8, size: u64, ustar: bool) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[108..115].copy_from_slice(b"0000000");
+    h[116..123].copy_from_slice(b"0000000");
+    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = typeflag;
+    if ustar {
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+    }
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
+
+fn padded(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    v.resize(data.len().div_ceil(512) * 512, 0);
+    v
+}
+
+fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in records {
+        let body = format!(" {k}={v}\n");
+        let mut len = body.len() + 1;
+        while format!("{len}{body}").len() != len {
+            len += 1;
+        }
+        out.extend_from_slice(format!("{len}{body}").as_bytes());
+    }
+    out
+}
+
+/// Tar streams that exercise Go `archive/tar`'s rules; the verdict and the entry count must be
+/// Go's own.
+#[test]
+fn tar_verdicts_match_go_archive_tar() {
+    let end = vec![0u8; 1024];
+    let file = |name: &str, data: &[u8]| {
+        [
+            raw_header(name, b'0', data.len() as u64, true),
+            padded(data),
+        ]
+        .concat()
+    };
+    let records = pax(&[("size", "3"), ("path", "long/pax/name")]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("plain", [file("a", b"hello"), end.clone()].concat()),
+        // A PAX header overriding the size of the next entry (header says 700, PAX 3).
+        (
+            "pax-size",
+            [
+                raw_header("x", b'x', records.len() as u64, true),
+                padded(&records),
+                raw_header("f", b'0', 700, true),
+                padded(b"abc"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "pax-global-counts",
+            [raw_header("g", b'g', 0, true), file("a", b"x"), end.clone()].concat(),
+        ),
+        (
+            "pax-malformed",
+            [
+                raw_header("x", b'x', 6, true),
+                padded(b"junk\n\n"),
+                file("a", b"x"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "gnu-long-name",
+            [
+                raw_header("././@LongLink", b'L', 4, false),
+                padded(b"abc\0"),
+                file("a", b"x"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        // Links, directories, devices and FIFOs have no data whatever their size says.
+        (
+            "dir-with-size",
+            [
+                raw_header("d/", b'5', 1000, true),
+                file("a", b"x"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "symlink-with-size",
+            [raw_header("l", b'2', 3, true), file("a", b"x"), end.clone()].concat(),
+        ),
+        // A legacy regular file whose name ends in '/' is a directory.
+        (
+            "legacy-dir",
+            [
+                raw_header("old/", 0, 2000, false),
+                file("a", b"x"),
+                end.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "legacy-file",
+            [raw_header("old", 0, 3, false), padded(b"abc"), end.clone()].concat(),
+        ),
+        ("bad-checksum", {
+            let mut h = file("a", b"x");
+            h[0] ^= 1;
+            [h, end.clone()].concat()
+        }),
+        ("bad-size-field", {
+            let mut h = raw_header("a", b'0', 1, true);
+            h[124] = b'9';
+            let sum: u32 = h
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u32::from(b)
+                    }
+                })
+                .sum();
+            h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+            [h, padded(b"x"), end.clone()].concat()
+        }),
+        (
+            "one-zero-block-then-eof",
+            [file("a", b"x"), vec![0; 512]].concat(),
+        ),
+        (
+            "zero-then-header",
+            [file("a", b"x"), vec![0; 512], file("b", b"y")].concat(),
+        ),
+        ("partial-block", [file("a", b"x"), vec![1; 100]].concat()),
+        (
+            "data-truncated",
+            [raw_header("a", b'0', 5000, true), vec![7; 1000]].concat(),
+        ),
+        (
+            "padding-truncated",
+            [raw_header("a", b'0', 10, true), vec![7; 10]].concat(),
+        ),
+        ("empty", vec![]),
+        (
+            "after-end-marker",
+            [file("a", b"x"), end.clone(), b"trailing junk".to_vec()].concat(),
+        ),
+        (
+            "v7-header",
+            [raw_header("v7", b'0', 2, false), padded(b"v7"), end.clone()].concat(),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = cases
+        .iter()
+        .map(|(n, d)| put(dir.path(), n, &gzip(d)))
+        .collect();
+    let go = oracle(&paths);
+    for ((name, data), go) in cases.iter().zip(&go) {
+        let r = digest_bytes(&gzip(data), &Options::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.diff_id.to_string(), str_of(go, "diff_id"), "{name}");
+        assert_eq!(
+            r.tar.valid,
+            go["tar"]["valid"].as_bool().unwrap(),
+            "{name}: ours {:?}, Go {go}",
+            r.tar
+        );
+        assert_eq!(
+            r.tar.entries,
+            go["tar"]["entries"].as_u64().unwrap(),
+            "{name}: ours {:?}, Go {go}",
+            r.tar
+        );
+        assert_eq!(r.tar.error.is_none(), r.tar.valid, "{name}");
+    }
+}
