@@ -90,7 +90,7 @@ fn gzip_member(data: &[u8], flags: u8, name: &[u8], comment: &[u8], extra: &[u8]
 fn cases() -> Vec<Case> {
     use ErrorKind::*;
     use Format::{Bzip2 as B, Gzip as G, None as N, Xz as X, Zstd as Z};
-    let layer = source_layer();
+    let layer = generated_layer();
     let small = tar_of(&[
         ("a.txt".into(), b"hello\n".to_vec()),
         ("dir/b.bin".into(), vec![7; 1000]),
@@ -232,6 +232,16 @@ fn cases() -> Vec<Case> {
         g[..g.len() / 2].to_vec(),
         G,
         Truncated,
+    ));
+    // pgzip (containers/image) takes some gzip streams cut short for complete ones: measured
+    // on this layer, 8 of 400 cut points give a DiffID in Go. Never here.
+    let cut = g[..g.len() * 393 / 400].to_vec();
+    v.push(case(
+        "gzip-truncated-go-accepts",
+        cut,
+        G,
+        Expect::ErrGoAccepts(Truncated),
+        None,
     ));
     v.push(err("gzip-header-only", g[..10].to_vec(), G, Truncated));
     let mut reserved = gzip(&small);

@@ -165,6 +165,21 @@ pub fn source_layer() -> Vec<u8> {
     out.stdout
 }
 
+/// A deterministic layer of about 600 KB (text-like and random files, long names): the same
+/// bytes on every machine and every commit, so verdicts that depend on content are stable.
+pub fn generated_layer() -> Vec<u8> {
+    let mut rng = Rng::new(2026);
+    let entries: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let name = format!("usr/share/doc/package-{i}/{}", "file".repeat(1 + i % 30));
+            let len = rng.below(30_000) as usize;
+            let random = i % 4 == 0;
+            (name, rng.bytes(len, !random))
+        })
+        .collect();
+    tar_of(&entries)
+}
+
 /// Writes `data` into `dir/name` and returns the path.
 pub fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
