@@ -755,7 +755,7 @@ static void *write_until_error(void *arg) {
 struct canceller {
     diffid_stream *s;
     atomic_int stop;
-    long calls;
+    atomic_long calls;
 };
 
 static void *cancel_repeatedly(void *arg) {
@@ -763,7 +763,7 @@ static void *cancel_repeatedly(void *arg) {
     while (!atomic_load(&c->stop)) {
         if (diffid_stream_cancel(c->s) != DIFFID_OK)
             break;
-        c->calls++;
+        atomic_fetch_add(&c->calls, 1);
     }
     return NULL;
 }
@@ -789,14 +789,18 @@ static void cancel_during_writes(uint32_t threads, int hammer) {
         sleep_ms(1);
     sleep_ms(20);
     struct canceller c = {s, 0, 0};
-    if (hammer)
+    if (hammer) {
         CHECK(pthread_create(&h, NULL, cancel_repeatedly, &c) == 0);
+        /* On a loaded machine the hammer may start late: let it cancel at least once. */
+        while (atomic_load(&c.calls) == 0)
+            sleep_ms(1);
+    }
     CHECK_CODE(diffid_stream_cancel(s), DIFFID_OK);
     pthread_join(t, NULL);
     if (hammer) {
         atomic_store(&c.stop, 1);
         pthread_join(h, NULL);
-        CHECK(c.calls > 0);
+        CHECK(atomic_load(&c.calls) > 0);
     }
     CHECK_CODE(w.last, DIFFID_CANCELLED);
     CHECK_CODE(diffid_stream_write(s, zeros, 1), DIFFID_CANCELLED);
