@@ -57,11 +57,16 @@ pub(crate) fn new_decoder(
     opts: &Options,
     helpers: Helpers,
 ) -> Result<Option<Box<dyn Decode>>> {
+    let parallel = helpers.max > 0 && helpers.permit.count() > 0;
     Ok(Some(match format {
         Format::None => return Ok(None),
         Format::Gzip => Box::new(gzip::GzipDecoder::new(opts.lenient_gzip)),
         Format::Bzip2 => Box::new(bzip2::Bzip2Decoder::new()),
         Format::Xz => Box::new(xz::XzDecoder::with_helpers(opts, helpers)?),
+        Format::Zstd if parallel => match zstd::ParZstdDecoder::new(helpers) {
+            Some(par) => Box::new(par),
+            None => Box::new(zstd::ZstdDecoder::new()?),
+        },
         Format::Zstd => Box::new(zstd::ZstdDecoder::new()?),
     }))
 }
@@ -74,7 +79,7 @@ pub(crate) fn splits(format: Format, first: &[u8]) -> bool {
     match format {
         Format::Bzip2 => false,
         Format::Xz => xz::splits(first),
-        Format::Zstd => false,
+        Format::Zstd => zstd::splits(first),
         Format::None | Format::Gzip => false,
     }
 }
