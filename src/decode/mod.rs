@@ -61,6 +61,10 @@ pub(crate) fn new_decoder(
     Ok(Some(match format {
         Format::None => return Ok(None),
         Format::Gzip => Box::new(gzip::GzipDecoder::new(opts.lenient_gzip)),
+        Format::Bzip2 if parallel => match bzip2::ParBzip2Decoder::new(helpers) {
+            Some(par) => Box::new(par),
+            None => Box::new(bzip2::Bzip2Decoder::new()),
+        },
         Format::Bzip2 => Box::new(bzip2::Bzip2Decoder::new()),
         Format::Xz => Box::new(xz::XzDecoder::with_helpers(opts, helpers)?),
         Format::Zstd if parallel => match zstd::ParZstdDecoder::new(helpers) {
@@ -77,7 +81,7 @@ pub(crate) fn new_decoder(
 /// stage onto the decoding thread; otherwise it keeps the stages on threads of their own.
 pub(crate) fn splits(format: Format, first: &[u8]) -> bool {
     match format {
-        Format::Bzip2 => false,
+        Format::Bzip2 => true,
         Format::Xz => xz::splits(first),
         Format::Zstd => zstd::splits(first),
         Format::None | Format::Gzip => false,

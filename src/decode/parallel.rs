@@ -197,6 +197,30 @@ impl<S: Send + 'static, R: Send + 'static> Crew<S, R> {
         Some(done)
     }
 
+    /// Drops the results of the `n` oldest jobs not taken yet: queued ones are not run,
+    /// running ones are waited for.
+    pub(crate) fn discard(&mut self, n: usize) {
+        let n = n.min(self.pending());
+        let mut q = self.inner.lock();
+        for _ in 0..n {
+            let seq = self.head;
+            self.head += 1;
+            if let Some(at) = q.jobs.iter().position(|(s, _)| *s == seq) {
+                q.jobs.remove(at);
+                continue;
+            }
+            loop {
+                if let Some((buf, _)) = q.done.remove(&seq) {
+                    if q.free.len() < self.max_helpers + 2 {
+                        q.free.push(buf);
+                    }
+                    break;
+                }
+                q = self.inner.done.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+
     /// Gives a buffer back for later jobs.
     pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
         let mut q = self.inner.lock();
@@ -308,6 +332,24 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
         drop(c);
+    }
+
+    #[test]
+    fn discarded_jobs_do_not_come_back() {
+        let mut c = crew(1).unwrap();
+        for i in 0..20u64 {
+            c.submit(Box::new(move |_, _, _| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                i
+            }));
+        }
+        assert_eq!(c.take().unwrap().1, Some(0));
+        c.discard(10);
+        assert_eq!(c.take().unwrap().1, Some(11));
+        c.discard(100);
+        assert_eq!(c.pending(), 0);
+        c.submit(Box::new(|_, _, _| 99));
+        assert_eq!(c.take().unwrap().1, Some(99));
     }
 
     #[test]
