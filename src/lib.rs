@@ -18,6 +18,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod budget;
 mod decode;
 mod detect;
 mod error;
@@ -32,6 +33,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+pub use crate::budget::{WORKERS_ENV, set_workers, workers};
 pub use crate::detect::{DETECT_LEN, Format, detect};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::hash::{Algorithm, Digest};

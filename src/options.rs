@@ -21,7 +21,11 @@ pub struct Options {
     /// needing more fails with `LimitExceeded` instead of allocating. Default: 1 GiB.
     /// (zstd windows are limited to 512 MiB regardless, as containers/image does.)
     pub decoder_memory_limit: u64,
-    /// Worker threads. 0 (the default) means one per core.
+    /// The most worker threads this computation may use; 1 runs everything on the caller's
+    /// thread. 0 (the default) means the process-wide worker budget ([`crate::workers`]: one
+    /// per core unless set otherwise). Whatever this says, a computation takes only the
+    /// threads the budget has free when it starts (and, for parallel decoding, later), so
+    /// concurrent computations share the cores instead of each starting its own set.
     pub threads: usize,
     /// Treat a decoded stream that is not a valid tar archive as an error
     /// ([`ErrorKind::InvalidTar`](crate::ErrorKind::InvalidTar)) rather than a verdict.
@@ -46,12 +50,13 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The number of worker threads these options ask for, resolved against the machine.
+    /// The most worker threads these options allow: `threads`, or the worker budget when
+    /// `threads` is 0.
     pub fn resolved_threads(&self) -> usize {
         if self.threads > 0 {
             self.threads
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            crate::budget::workers()
         }
     }
 }

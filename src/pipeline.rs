@@ -7,13 +7,27 @@
 //! ```
 //!
 //! The caller's thread reads (or receives `write`s) into recycled 512 KiB chunks and hands
-//! each to the blob-hash worker and the decode worker; the decode worker hands decoded chunks
-//! to the DiffID worker. Bounded channels give back-pressure, so memory stays bounded
+//! each to the blob-hash stage and the decode worker; the decode worker hands decoded chunks
+//! to the DiffID stage. Bounded channels give back-pressure, so memory stays bounded
 //! whatever the input size. The first error of any stage is recorded once and stops every
 //! stage; `finish` (or dropping the [`Digester`]) joins every worker.
 //!
-//! Small inputs (less than one chunk in all) and `threads == 1` run the same stages inline on
-//! the caller's thread, without starting any thread.
+//! Which stage runs on which thread depends on the worker threads the call gets from the
+//! process-wide budget ([`crate::budget`]; at most `Options::threads`), taken when the first
+//! full chunk arrives:
+//!
+//! | tokens | caller's thread | worker threads |
+//! |---|---|---|
+//! | 0 | everything (inline) | — |
+//! | 1 | read, blob hash | decode + DiffID/tar |
+//! | 2 | read, blob hash | decode; DiffID/tar |
+//! | 3 or more | read | blob hash; decode; DiffID/tar |
+//! | 2 or more, input that decodes in parallel | read, blob hash | decode + DiffID/tar; the other tokens decode |
+//!
+//! Decoding is what costs the most wherever it splits (xz blocks, zstd frames, bzip2
+//! blocks), so there every token but one goes to decoding, and the light DiffID hash shares
+//! the thread that puts the decoded pieces back in order. Small inputs (less than one chunk in
+//! all) and `threads == 1` run inline on the caller's thread, without starting any thread.
 
 use std::io::{ErrorKind as IoErrorKind, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +36,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::decode::{Decode, new_decoder};
+use crate::budget::{self, Permit};
+use crate::decode::{Decode, Helpers, new_decoder, splits};
 use crate::detect::{Format, detect};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{Digest, Hasher};
@@ -108,17 +123,20 @@ struct DecodeStage {
     opts: Options,
     format: Option<Format>,
     decoder: Option<Box<dyn Decode>>,
+    /// Handed to the decoder when it is made.
+    helpers: Option<Helpers>,
     pool: Pool,
     out: Option<Buf>,
     produced: u64,
 }
 
 impl DecodeStage {
-    fn new(opts: &Options) -> Self {
+    fn new(opts: &Options, helpers: Helpers) -> Self {
         DecodeStage {
             opts: opts.clone(),
             format: None,
             decoder: None,
+            helpers: Some(helpers),
             pool: Pool::new(CHUNK, DEPTH + 2),
             out: None,
             produced: 0,
@@ -134,7 +152,9 @@ impl DecodeStage {
     fn detect(&mut self, first: &[u8]) -> Result<Format> {
         if self.format.is_none() {
             let format = detect(first);
-            self.decoder = new_decoder(format, &self.opts).map_err(|e| e.in_format(format))?;
+            let helpers = self.helpers.take().unwrap_or_else(Helpers::none);
+            self.decoder =
+                new_decoder(format, &self.opts, helpers).map_err(|e| e.in_format(format))?;
             self.format = Some(format);
         }
         Ok(self.format())
@@ -274,7 +294,7 @@ impl Inline {
     fn new(opts: &Options) -> Self {
         Inline {
             blob: Hasher::new(opts.algorithm),
-            decode: DecodeStage::new(opts),
+            decode: DecodeStage::new(opts, Helpers::none()),
             diff: DiffStage::new(opts),
         }
     }
@@ -300,21 +320,34 @@ impl Inline {
     }
 }
 
-/// The worker threads of one computation.
+/// The worker threads of one computation, and the budget tokens they hold.
 struct Workers {
-    blob_tx: Sender<Chunk>,
+    /// The blob hash: on a worker of its own, or on the caller's thread.
+    blob: BlobStage,
     decode_tx: Sender<Chunk>,
-    blob: JoinHandle<Hasher>,
-    decode: JoinHandle<()>,
-    diff: JoinHandle<Option<DiffStage>>,
+    /// Returns the DiffID stage when it ran on the decoding thread too.
+    decode: JoinHandle<Option<DiffStage>>,
+    /// The DiffID worker, when it has a thread of its own.
+    diff: Option<JoinHandle<Option<DiffStage>>>,
     format: Arc<OnceLock<Format>>,
+    _tokens: Permit,
+}
+
+enum BlobStage {
+    Caller(Hasher),
+    Worker(Sender<Chunk>, JoinHandle<Hasher>),
 }
 
 impl Workers {
-    fn start(opts: &Options, shared: &Arc<Shared>) -> Result<Self> {
-        let (blob_tx, blob_rx) = bounded::<Chunk>(DEPTH);
+    /// Starts the workers `tokens` pay for (at least one), laid out for the input whose first
+    /// chunk is `first` (see the module documentation).
+    fn start(
+        opts: &Options,
+        shared: &Arc<Shared>,
+        first: &[u8],
+        mut tokens: Permit,
+    ) -> Result<Self> {
         let (decode_tx, decode_rx) = bounded::<Chunk>(DEPTH);
-        let (diff_tx, diff_rx) = bounded::<Chunk>(DEPTH);
         let format = Arc::new(OnceLock::new());
         let spawn_err = |e: std::io::Error| {
             Error::new(
@@ -322,10 +355,23 @@ impl Workers {
                 format!("cannot start a worker thread: {e}"),
             )
         };
-
-        let blob = {
+        let k = tokens.count();
+        let parallel = k >= 2 && splits(detect(first), first);
+        // The DiffID stage runs on the decoding thread with one token, or when the other
+        // tokens go to decoding.
+        let fold = k == 1 || parallel;
+        let helpers = if parallel {
+            Helpers {
+                permit: tokens.split(k - 1),
+                max: opts.resolved_threads().saturating_sub(1),
+            }
+        } else {
+            Helpers::none()
+        };
+        let blob = if !fold && k >= 3 {
+            let (blob_tx, blob_rx) = bounded::<Chunk>(DEPTH);
             let (shared, algorithm) = (Arc::clone(shared), opts.algorithm);
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("diffid-blob".into())
                 .spawn(move || {
                     let mut hasher = Hasher::new(algorithm);
@@ -337,26 +383,22 @@ impl Workers {
                     }
                     hasher
                 })
-                .map_err(spawn_err)?
+                .map_err(spawn_err)?;
+            BlobStage::Worker(blob_tx, handle)
+        } else {
+            BlobStage::Caller(Hasher::new(opts.algorithm))
         };
-        let decode = {
-            let (shared, format, mut stage) = (
-                Arc::clone(shared),
-                Arc::clone(&format),
-                DecodeStage::new(opts),
-            );
-            std::thread::Builder::new()
-                .name("diffid-decode".into())
-                .spawn(move || decode_worker(&mut stage, &decode_rx, &diff_tx, &format, &shared))
-                .map_err(spawn_err)?
-        };
-        let diff = {
+
+        let (diff_tx, diff) = if fold {
+            (None, None)
+        } else {
+            let (diff_tx, diff_rx) = bounded::<Chunk>(DEPTH);
             let (shared, format, mut stage) = (
                 Arc::clone(shared),
                 Arc::clone(&format),
                 DiffStage::new(opts),
             );
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("diffid-diff".into())
                 .spawn(move || {
                     let mut hash = None;
@@ -371,72 +413,113 @@ impl Workers {
                     }
                     Some(stage)
                 })
+                .map_err(spawn_err)?;
+            (Some(diff_tx), Some(handle))
+        };
+        let decode = {
+            let (shared, format, stage) = (
+                Arc::clone(shared),
+                Arc::clone(&format),
+                DecodeStage::new(opts, helpers),
+            );
+            let diff = fold.then(|| DiffStage::new(opts));
+            std::thread::Builder::new()
+                .name("diffid-decode".into())
+                .spawn(move || decode_worker(stage, diff, &decode_rx, diff_tx, &format, &shared))
                 .map_err(spawn_err)?
         };
         Ok(Workers {
-            blob_tx,
-            decode_tx,
             blob,
+            decode_tx,
             decode,
             diff,
             format,
+            _tokens: tokens,
         })
     }
 
-    fn send(&self, chunk: Chunk) -> std::result::Result<(), ()> {
-        self.blob_tx.send(Arc::clone(&chunk)).map_err(drop)?;
+    fn send(&mut self, chunk: Chunk) -> std::result::Result<(), ()> {
+        match &mut self.blob {
+            BlobStage::Caller(hasher) => hasher.update(chunk.bytes()),
+            BlobStage::Worker(tx, _) => tx.send(Arc::clone(&chunk)).map_err(drop)?,
+        }
         self.decode_tx.send(chunk).map_err(drop)
     }
 
     /// Closes the input and joins every worker.
     fn join(self) -> (Option<Hasher>, Option<DiffStage>, Format) {
         let Workers {
-            blob_tx,
-            decode_tx,
             blob,
+            decode_tx,
             decode,
             diff,
             format,
+            _tokens,
         } = self;
-        drop(blob_tx);
         drop(decode_tx);
-        let blob = blob.join().ok();
-        let decoded = decode.join().is_ok();
-        let diff = diff.join().ok().flatten().filter(|_| decoded);
+        let blob = match blob {
+            BlobStage::Caller(hasher) => Some(hasher),
+            BlobStage::Worker(tx, handle) => {
+                drop(tx);
+                handle.join().ok()
+            }
+        };
+        let decoded = decode.join();
+        let diff = match diff {
+            Some(handle) => handle.join().ok().flatten().filter(|_| decoded.is_ok()),
+            None => decoded.ok().flatten(),
+        };
         (blob, diff, format.get().copied().unwrap_or(Format::None))
     }
 }
 
+/// The decoding thread: decodes, and hands the decoded chunks to the DiffID worker through
+/// `tx`, or to `diff` on this thread. Returns `diff` when it ran here and nothing failed.
 fn decode_worker(
-    stage: &mut DecodeStage,
+    mut stage: DecodeStage,
+    mut diff: Option<DiffStage>,
     rx: &Receiver<Chunk>,
-    tx: &Sender<Chunk>,
+    tx: Option<Sender<Chunk>>,
     format: &OnceLock<Format>,
     shared: &Shared,
-) {
-    let mut emit = |c: Chunk| {
-        tx.send(c).map_err(|_| {
+) -> Option<DiffStage> {
+    let mut emit = |c: Chunk| match (&tx, &mut diff) {
+        (Some(tx), _) => tx.send(c).map_err(|_| {
             shared.error_or(|| Error::new(ErrorKind::Internal, "DiffID worker stopped"))
-        })
+        }),
+        (None, Some(diff)) => {
+            if shared.failed() {
+                return Err(shared.error_or(|| Error::new(ErrorKind::Internal, "stopped")));
+            }
+            let hash = format.get().copied().unwrap_or(Format::None) != Format::None;
+            diff.push(c.bytes(), hash);
+            Ok(())
+        }
+        (None, None) => unreachable!("decoded chunks go to a thread or to this one"),
     };
     for chunk in rx {
         if shared.failed() {
-            return;
+            return None;
         }
-        // The DiffID worker reads the format when the first decoded chunk reaches it.
+        // The DiffID stage reads the format when the first decoded chunk reaches it.
         let result = stage.detect(chunk.bytes()).and_then(|f| {
             let _ = format.set(f);
             stage.push(&chunk, &mut emit)
         });
         if let Err(e) = result {
             shared.fail(e);
-            return;
+            return None;
         }
     }
     let _ = format.set(stage.format());
     if let Err(e) = stage.finish(&mut emit) {
         shared.fail(e);
+        return None;
     }
+    drop(emit);
+    // Stop the decoder's helpers before the caller goes on.
+    drop(stage);
+    diff
 }
 
 /// The push-style digester: `write` the blob in pieces of any size, then `finish`.
@@ -540,10 +623,21 @@ impl Digester {
 
     fn dispatch(&mut self, buf: Buf) -> Result<()> {
         if matches!(self.mode, Mode::Idle) {
-            self.mode = if self.opts.resolved_threads() <= 1 {
+            let max = self.opts.resolved_threads();
+            let tokens = if max <= 1 {
+                Permit::none()
+            } else {
+                budget::acquire(max)
+            };
+            self.mode = if tokens.count() == 0 {
                 Mode::Inline(Box::new(Inline::new(&self.opts)))
             } else {
-                Mode::Threads(Workers::start(&self.opts, &self.shared)?)
+                Mode::Threads(Workers::start(
+                    &self.opts,
+                    &self.shared,
+                    buf.bytes(),
+                    tokens,
+                )?)
             };
         }
         let chunk = Arc::new(buf);

@@ -5,12 +5,14 @@
 //! sizes, stream structure) and knows where the compressed data must end: bytes after it are
 //! an error unless the caller opted out (lenient gzip).
 
+use crate::budget::Permit;
 use crate::detect::Format;
 use crate::error::Result;
 use crate::options::Options;
 
 mod bzip2;
 mod gzip;
+mod parallel;
 mod xz;
 mod zstd;
 
@@ -29,13 +31,59 @@ pub(crate) trait Decode: Send {
     fn finish(&mut self, output: &mut [u8]) -> Result<(usize, bool)>;
 }
 
-/// A decoder for `format` configured by `opts`, or `None` for uncompressed blobs.
-pub(crate) fn new_decoder(format: Format, opts: &Options) -> Result<Option<Box<dyn Decode>>> {
+/// The threads a decoder may add to its own: the budget tokens it starts with, and the most
+/// helpers it may run (taking the missing tokens from the budget later, if they come free).
+pub(crate) struct Helpers {
+    pub(crate) permit: Permit,
+    pub(crate) max: usize,
+}
+
+impl Helpers {
+    /// No helper: the decoder works alone, on its caller's thread.
+    pub(crate) fn none() -> Helpers {
+        Helpers {
+            permit: Permit::none(),
+            max: 0,
+        }
+    }
+}
+
+/// A decoder for `format` configured by `opts`, or `None` for uncompressed blobs. Decoders
+/// that can split their input (xz, zstd, bzip2) decode on `helpers` too; with none, or for
+/// inputs that do not split, they decode sequentially. Either way the output and the errors
+/// are the same.
+pub(crate) fn new_decoder(
+    format: Format,
+    opts: &Options,
+    helpers: Helpers,
+) -> Result<Option<Box<dyn Decode>>> {
+    let parallel = helpers.max > 0 && helpers.permit.count() > 0;
     Ok(Some(match format {
         Format::None => return Ok(None),
         Format::Gzip => Box::new(gzip::GzipDecoder::new(opts.lenient_gzip)),
+        Format::Bzip2 if parallel => match bzip2::ParBzip2Decoder::new(helpers) {
+            Some(par) => Box::new(par),
+            None => Box::new(bzip2::Bzip2Decoder::new()),
+        },
         Format::Bzip2 => Box::new(bzip2::Bzip2Decoder::new()),
-        Format::Xz => Box::new(xz::XzDecoder::new(opts)?),
+        Format::Xz => Box::new(xz::XzDecoder::with_helpers(opts, helpers)?),
+        Format::Zstd if parallel => match zstd::ParZstdDecoder::new(helpers) {
+            Some(par) => Box::new(par),
+            None => Box::new(zstd::ZstdDecoder::new()?),
+        },
         Format::Zstd => Box::new(zstd::ZstdDecoder::new()?),
     }))
+}
+
+/// Whether the input whose first bytes are `first` (a whole pipeline chunk) is likely to be
+/// decoded in parallel: several xz blocks with sizes in their headers, bzip2 (blocks), several
+/// small zstd frames. The pipeline then gives the decoder helper threads and takes the DiffID
+/// stage onto the decoding thread; otherwise it keeps the stages on threads of their own.
+pub(crate) fn splits(format: Format, first: &[u8]) -> bool {
+    match format {
+        Format::Bzip2 => true,
+        Format::Xz => xz::splits(first),
+        Format::Zstd => zstd::splits(first),
+        Format::None | Format::Gzip => false,
+    }
 }

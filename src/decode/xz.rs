@@ -17,12 +17,15 @@
 //! is parsed byte by byte, and the blocks are compared with the index through sums and a
 //! SHA-256 of their records (as liblzma's `index_hash` does) rather than a list of them.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use liblzma_sys as lz;
 use sha2::{Digest as _, Sha256};
 
-use super::Decode;
+use super::parallel::{BUFFER_MAX, Crew, Done, OUTPUT_SLICE};
+use super::{Decode, Helpers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
 
@@ -278,6 +281,145 @@ impl Drop for FilterChain {
     }
 }
 
+/// A block header that passed every check: what liblzma read from it (sizes, filters) and the
+/// memory its filter chain needs.
+pub(crate) struct BlockHeader {
+    /// `filters` is null here; the chain is in `filters`.
+    block: lz::lzma_block,
+    filters: FilterChain,
+    memusage: u64,
+}
+
+impl BlockHeader {
+    /// The compressed size the header declares, if it does.
+    pub(crate) fn compressed_size(&self) -> Option<u64> {
+        (self.block.compressed_size != lz::LZMA_VLI_UNKNOWN).then_some(self.block.compressed_size)
+    }
+
+    /// The uncompressed size the header declares, if it does.
+    pub(crate) fn uncompressed_size(&self) -> Option<u64> {
+        (self.block.uncompressed_size != lz::LZMA_VLI_UNKNOWN)
+            .then_some(self.block.uncompressed_size)
+    }
+
+    /// Memory the block's filter chain needs to decode.
+    pub(crate) fn memusage(&self) -> u64 {
+        self.memusage
+    }
+}
+
+/// Checks the complete block header `header` (its size byte first, `(header[0] + 1) * 4`
+/// bytes) of a stream whose check is `check`: its CRC32, that liblzma can read it, and that
+/// `policy` allows its filter chain and memory. Errors carry no offset; the header's offset is
+/// the caller's to add.
+pub(crate) fn check_header(
+    header: &[u8],
+    check: Check,
+    policy: &BlockPolicy,
+    id: BlockId,
+) -> Result<BlockHeader> {
+    assert!(header.len() >= 8 && header.len() == (usize::from(header[0]) + 1) * 4);
+    let crc_at = header.len() - 4;
+    let stored = u32::from_le_bytes(header[crc_at..].try_into().unwrap());
+    if crc32fast::hash(&header[..crc_at]) != stored {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            format!("block header CRC32 mismatch at {id}"),
+        ));
+    }
+
+    let mut filters = FilterChain::new();
+    let mut block = {
+        // SAFETY: a blank lzma_block, as in `BlockDecoder::new`.
+        let mut b: lz::lzma_block = unsafe { std::mem::zeroed() };
+        b.version = 1;
+        b.header_size = header.len() as u32;
+        b.check = check.lzma();
+        b.filters = filters.0.as_mut_ptr();
+        b
+    };
+    // SAFETY: `block` is initialised with header_size matching `header[0]`, a valid
+    // check and `filters` pointing to FILTER_SLOTS (LZMA_FILTERS_MAX + 1) entries, as
+    // lzma_block_header_decode requires; `header` holds header_size readable bytes.
+    let ret =
+        unsafe { lz::lzma_block_header_decode(&mut block, std::ptr::null(), header.as_ptr()) };
+    block.filters = std::ptr::null_mut();
+    if ret != lz::LZMA_OK {
+        let explained = explain_block_header(header, check);
+        return Err(match (ret, explained) {
+            (lz::LZMA_OPTIONS_ERROR, Ok(ids)) => {
+                if ids.len() == 1 && ids[0] == lz::LZMA_FILTER_LZMA2 {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        format!("unsupported LZMA2 properties in the block header at {id}"),
+                    )
+                } else {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        format!("unsupported filter chain ({}) at {id}", chain_name(&ids)),
+                    )
+                }
+            }
+            (lz::LZMA_OPTIONS_ERROR, Err(why)) => Error::new(
+                ErrorKind::Unsupported,
+                format!("unsupported block header at {id}: {why}"),
+            ),
+            (lz::LZMA_MEM_ERROR, _) => Error::new(
+                ErrorKind::LimitExceeded,
+                format!("out of memory reading the block header at {id}"),
+            ),
+            (_, Err(why)) => Error::new(
+                ErrorKind::Corrupt,
+                format!("invalid block header at {id}: {why}"),
+            ),
+            (ret, Ok(_)) => Error::new(
+                ErrorKind::Corrupt,
+                format!("invalid block header at {id} (liblzma: error {ret})"),
+            ),
+        });
+    }
+
+    let ids = filters.ids();
+    // SAFETY: `filters` is a filter array terminated by LZMA_VLI_UNKNOWN, as decoded by
+    // lzma_block_header_decode.
+    let memusage = unsafe { lz::lzma_raw_decoder_memusage(filters.0.as_ptr()) };
+    if memusage == u64::MAX {
+        // Filters in an order no encoder produces (delta last, LZMA2 twice, ...).
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "unsupported filter chain ({}) at {id}: not a valid chain",
+                chain_name(&ids)
+            ),
+        ));
+    }
+    if !policy.full_xz && ids != [lz::LZMA_FILTER_LZMA2] {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "unsupported filter chain ({}) at {id}; decode it with full_xz",
+                chain_name(&ids)
+            ),
+        ));
+    }
+    if memusage > policy.memory_limit {
+        return Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "{id} needs {memusage} bytes of decoder memory, more than the limit of {} \
+                     (decoder_memory_limit)",
+                policy.memory_limit
+            ),
+        ));
+    }
+
+    Ok(BlockHeader {
+        block,
+        filters,
+        memusage,
+    })
+}
+
 /// Decodes the data of one block, given its header: LZMA2 (or, with `full_xz`, any chain
 /// liblzma knows) through `lzma_block_decoder`, which also checks the block padding and the
 /// sizes the header declares; the integrity check is verified here.
@@ -330,8 +472,9 @@ impl BlockDecoder {
     }
 
     /// Prepares to decode the block whose complete header is `header` (its size byte first,
-    /// `(header[0] + 1) * 4` bytes), in a stream whose check is `check`. Enforces `policy`.
-    /// Errors carry no offset; the header's offset is the caller's to add.
+    /// `(header[0] + 1) * 4` bytes), in a stream whose check is `check`. Enforces `policy`
+    /// (see [`check_header`]). Errors carry no offset; the header's offset is the caller's
+    /// to add.
     pub(crate) fn start(
         &mut self,
         header: &[u8],
@@ -339,107 +482,16 @@ impl BlockDecoder {
         policy: &BlockPolicy,
         id: BlockId,
     ) -> Result<()> {
-        assert!(header.len() >= 8 && header.len() == (usize::from(header[0]) + 1) * 4);
         self.id = id;
         self.check = check;
         self.header_size = header.len() as u64;
         self.data_consumed = 0;
         self.uncompressed = 0;
-
-        let crc_at = header.len() - 4;
-        let stored = u32::from_le_bytes(header[crc_at..].try_into().unwrap());
-        if crc32fast::hash(&header[..crc_at]) != stored {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!("block header CRC32 mismatch at {id}"),
-            ));
-        }
-
-        let mut filters = FilterChain::new();
-        *self.block = {
-            // SAFETY: a blank lzma_block, as in `new`.
-            let mut b: lz::lzma_block = unsafe { std::mem::zeroed() };
-            b.version = 1;
-            b.header_size = header.len() as u32;
-            b.check = check.lzma();
-            b.filters = filters.0.as_mut_ptr();
-            b
-        };
-        // SAFETY: `self.block` is initialised with header_size matching `header[0]`, a valid
-        // check and `filters` pointing to FILTER_SLOTS (LZMA_FILTERS_MAX + 1) entries, as
-        // lzma_block_header_decode requires; `header` holds header_size readable bytes.
-        let ret = unsafe {
-            lz::lzma_block_header_decode(&mut *self.block, std::ptr::null(), header.as_ptr())
-        };
-        self.block.filters = std::ptr::null_mut();
-        if ret != lz::LZMA_OK {
-            let explained = explain_block_header(header, check);
-            return Err(match (ret, explained) {
-                (lz::LZMA_OPTIONS_ERROR, Ok(ids)) => {
-                    if ids.len() == 1 && ids[0] == lz::LZMA_FILTER_LZMA2 {
-                        Error::new(
-                            ErrorKind::Unsupported,
-                            format!("unsupported LZMA2 properties in the block header at {id}"),
-                        )
-                    } else {
-                        Error::new(
-                            ErrorKind::Unsupported,
-                            format!("unsupported filter chain ({}) at {id}", chain_name(&ids)),
-                        )
-                    }
-                }
-                (lz::LZMA_OPTIONS_ERROR, Err(why)) => Error::new(
-                    ErrorKind::Unsupported,
-                    format!("unsupported block header at {id}: {why}"),
-                ),
-                (lz::LZMA_MEM_ERROR, _) => Error::new(
-                    ErrorKind::LimitExceeded,
-                    format!("out of memory reading the block header at {id}"),
-                ),
-                (_, Err(why)) => Error::new(
-                    ErrorKind::Corrupt,
-                    format!("invalid block header at {id}: {why}"),
-                ),
-                (ret, Ok(_)) => Error::new(
-                    ErrorKind::Corrupt,
-                    format!("invalid block header at {id} (liblzma: error {ret})"),
-                ),
-            });
-        }
-
+        let BlockHeader {
+            block, mut filters, ..
+        } = check_header(header, check, policy, id)?;
+        *self.block = block;
         let ids = filters.ids();
-        // SAFETY: `filters` is a filter array terminated by LZMA_VLI_UNKNOWN, as decoded by
-        // lzma_block_header_decode.
-        let memusage = unsafe { lz::lzma_raw_decoder_memusage(filters.0.as_ptr()) };
-        if memusage == u64::MAX {
-            // Filters in an order no encoder produces (delta last, LZMA2 twice, ...).
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "unsupported filter chain ({}) at {id}: not a valid chain",
-                    chain_name(&ids)
-                ),
-            ));
-        }
-        if !policy.full_xz && ids != [lz::LZMA_FILTER_LZMA2] {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "unsupported filter chain ({}) at {id}; decode it with full_xz",
-                    chain_name(&ids)
-                ),
-            ));
-        }
-        if memusage > policy.memory_limit {
-            return Err(Error::new(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "{id} needs {memusage} bytes of decoder memory, more than the limit of {} \
-                     (decoder_memory_limit)",
-                    policy.memory_limit
-                ),
-            ));
-        }
 
         // Verified here, not by liblzma (see CheckState). Must be set after the header was
         // decoded, which resets it.
@@ -665,6 +717,8 @@ enum State {
     BlockHeader,
     /// liblzma decodes a block's data, padding and check.
     BlockData,
+    /// Gathering the data, padding and check of a block to decode on the crew.
+    BlockGather,
     Index,
     /// Reading a stream footer into `buf`.
     StreamFooter,
@@ -699,6 +753,132 @@ pub(crate) struct XzDecoder {
     block_data_start: u64,
     /// The first error; every later call returns it again.
     failed: Option<Error>,
+
+    // Parallel decoding (see `with_helpers`); all unused when `crew` is `None`.
+    crew: Option<Crew<BlockDecoder, Result<usize>>>,
+    /// The block being gathered for the crew.
+    gathering: Option<Gathered>,
+    /// The oldest decoded block not yet all written out.
+    emitting: Option<Emitting>,
+    /// Memory charged for each block in flight (submitted, not all written out), in order.
+    charges: VecDeque<u64>,
+    /// Their sum.
+    charged: u64,
+    /// The most memory any block's filter chain needed so far.
+    memusage: u64,
+    /// An error found past blocks still in flight, reported once they are out.
+    deferred: Option<Error>,
+    /// A gathered block the input ended inside: decoded here as the sequential decoder would.
+    replay: Vec<u8>,
+    replay_pos: usize,
+    /// `finish` was called: everything in flight must go out.
+    finishing: bool,
+    /// Blocks submitted to the crew so far.
+    submitted: u64,
+}
+
+/// A block whose header gives its sizes, gathered whole to be decoded on the crew.
+struct Gathered {
+    header: Vec<u8>,
+    header_start: u64,
+    data: Vec<u8>,
+    /// Length of data, padding and check.
+    need: usize,
+    data_start: u64,
+    id: BlockId,
+    unpadded: u64,
+    uncompressed: u64,
+    memusage: u64,
+}
+
+impl Gathered {
+    /// Memory the block takes while in flight: its input and its decoded bytes.
+    fn charge(&self) -> u64 {
+        self.need as u64 + self.uncompressed
+    }
+}
+
+/// A decoded block being written out.
+struct Emitting {
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    error: Option<Error>,
+}
+
+/// One block decoded whole on the crew.
+struct BlockJob<'a> {
+    header: &'a [u8],
+    header_start: u64,
+    /// Data, padding and check.
+    data: &'a [u8],
+    data_start: u64,
+    check: Check,
+    policy: &'a BlockPolicy,
+    id: BlockId,
+    uncompressed: u64,
+}
+
+impl BlockJob<'_> {
+    /// Decodes the block into `out` (resized to hold it); returns its length. Errors are the
+    /// ones the streaming decoder gives, at the same offsets.
+    fn run(self, bd: &mut BlockDecoder, out: &mut Vec<u8>, stop: &AtomicBool) -> Result<usize> {
+        bd.start(self.header, self.check, self.policy, self.id)
+            .map_err(|e| e.at(self.header_start))?;
+        let n = usize::try_from(self.uncompressed).expect("bounded by BUFFER_MAX");
+        // One spare byte: a block longer than its header says fails as it does when streamed.
+        if out.len() < n + 1 {
+            out.resize(n + 1, 0);
+        }
+        let (mut ip, mut op) = (0, 0);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(Error::new(ErrorKind::Cancelled, "decoding stopped"));
+            }
+            let end = (op + OUTPUT_SLICE).min(n + 1);
+            let (c, p, done) = bd
+                .decode(&self.data[ip..], &mut out[op..end])
+                .map_err(|e| e.at(self.data_start + bd.data_consumed()))?;
+            ip += c;
+            op += p;
+            if done {
+                return Ok(op);
+            }
+            if c == 0 && p == 0 {
+                // liblzma holds the block to the sizes in its header, so this cannot happen.
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("the decoder of {} stopped short", self.id),
+                )
+                .at(self.data_start + bd.data_consumed()));
+            }
+        }
+    }
+}
+
+/// Whether an xz input whose first bytes are `first` is worth decoding in parallel: its first
+/// block header declares both sizes (as `xz -T` writes them) and the block is small enough to
+/// be decoded whole.
+pub(crate) fn splits(first: &[u8]) -> bool {
+    let Some(&size) = first.get(STREAM_HEADER_SIZE) else {
+        return false;
+    };
+    let len = (usize::from(size) + 1) * 4;
+    let Some(header) = first.get(STREAM_HEADER_SIZE..STREAM_HEADER_SIZE + len) else {
+        return false;
+    };
+    if size == 0 || first[..HEADER_MAGIC.len()] != HEADER_MAGIC || header[1] & 0xc0 != 0xc0 {
+        return false;
+    }
+    let mut pos = 2;
+    let end = len - 4;
+    let (Ok(_), Ok(uncompressed)) = (
+        read_vli(&header[..end], &mut pos),
+        read_vli(&header[..end], &mut pos),
+    ) else {
+        return false;
+    };
+    uncompressed <= BUFFER_MAX / 2
 }
 
 impl XzDecoder {
@@ -722,7 +902,193 @@ impl XzDecoder {
             block: BlockDecoder::new(),
             block_data_start: 0,
             failed: None,
+            crew: None,
+            gathering: None,
+            emitting: None,
+            charges: VecDeque::new(),
+            charged: 0,
+            memusage: 0,
+            deferred: None,
+            replay: Vec::new(),
+            replay_pos: 0,
+            finishing: false,
+            submitted: 0,
         })
+    }
+
+    /// A decoder that decodes blocks on `helpers` too, when their headers declare their sizes
+    /// and they are small enough to hold whole (see [`BUFFER_MAX`]); other blocks, and every
+    /// block without helpers, are decoded as they stream in. The output and every error are
+    /// the same either way: blocks are written out in order, and an error found past blocks
+    /// still in flight waits until they are out (one of them may fail first).
+    ///
+    /// Memory: besides the decoders' windows (one per helper, all within
+    /// `decoder_memory_limit` together with the blocks in flight), at most `BUFFER_MAX` of
+    /// gathered and decoded blocks, and at most two blocks per decoder.
+    pub(crate) fn with_helpers(opts: &Options, helpers: Helpers) -> Result<XzDecoder> {
+        let mut dec = XzDecoder::new(opts)?;
+        if helpers.max > 0 {
+            dec.crew = Crew::new(helpers.permit, helpers.max, BlockDecoder::new, "xz");
+        }
+        Ok(dec)
+    }
+
+    /// Blocks in flight: submitted to the crew or being written out.
+    fn outstanding(&self) -> bool {
+        self.emitting.is_some() || self.crew.as_ref().is_some_and(|c| c.pending() > 0)
+    }
+
+    /// Whether what comes next must wait for the blocks in flight to be written out.
+    fn must_drain(&self) -> bool {
+        self.finishing
+            || self.deferred.is_some()
+            || self.state == State::BlockData
+            || self
+                .gathering
+                .as_ref()
+                .is_some_and(|g| g.data.len() == g.need && !self.room_for(g))
+    }
+
+    /// Whether `g` may be submitted now without exceeding the bounds on blocks in flight.
+    fn room_for(&self, g: &Gathered) -> bool {
+        let Some(crew) = &self.crew else {
+            return false;
+        };
+        let decoders = crew.decoders() as u64;
+        let windows = self.memusage.max(g.memusage).saturating_mul(decoders);
+        let budget = BUFFER_MAX.min(self.policy.memory_limit.saturating_sub(windows));
+        self.charges.len() < 2 * decoders as usize && self.charged + g.charge() <= budget
+    }
+
+    /// Writes decoded blocks out, in order, as far as `out` and the finished blocks go.
+    fn emit(&mut self, out: &mut [u8]) -> Result<usize> {
+        let mut n = 0;
+        loop {
+            if self.emitting.is_none() {
+                let Some(done) = self.crew.as_mut().and_then(|c| c.try_take()) else {
+                    return Ok(n);
+                };
+                self.emitting = Some(self.accept(done));
+            }
+            let e = self.emitting.as_mut().expect("a block being written out");
+            let k = (e.len - e.pos).min(out.len() - n);
+            out[n..n + k].copy_from_slice(&e.buf[e.pos..e.pos + k]);
+            e.pos += k;
+            n += k;
+            if e.pos < e.len {
+                return Ok(n);
+            }
+            let e = self.emitting.take().expect("a block being written out");
+            self.charged -= self
+                .charges
+                .pop_front()
+                .expect("a charge per block in flight");
+            if let Some(err) = e.error {
+                return Err(err);
+            }
+            if let Some(crew) = &mut self.crew {
+                crew.recycle(e.buf);
+            }
+        }
+    }
+
+    /// Waits for the oldest block in flight (decoding one itself meanwhile).
+    fn wait(&mut self) {
+        if self.emitting.is_none() {
+            if let Some(done) = self.crew.as_mut().and_then(|c| c.take()) {
+                self.emitting = Some(self.accept(done));
+            }
+        }
+    }
+
+    fn accept(&self, (buf, result): Done<Result<usize>>) -> Emitting {
+        let (len, error) = match result {
+            Some(Ok(len)) => (len, None),
+            Some(Err(e)) => (0, Some(e)),
+            None => (
+                0,
+                Some(Error::new(
+                    ErrorKind::Internal,
+                    "a block decoder thread panicked",
+                )),
+            ),
+        };
+        Emitting {
+            buf,
+            pos: 0,
+            len,
+            error,
+        }
+    }
+
+    /// Gathers the block's bytes from `input[*ip..]`; submits the block once it is whole and
+    /// there is room. Returns false when it can do nothing more with this input.
+    fn gather(&mut self, input: &[u8], ip: &mut usize) -> bool {
+        let g = self.gathering.as_mut().expect("a block being gathered");
+        let n = (g.need - g.data.len()).min(input.len() - *ip);
+        g.data.extend_from_slice(&input[*ip..*ip + n]);
+        *ip += n;
+        self.pos += n as u64;
+        if g.data.len() < g.need {
+            if self.finishing && !self.outstanding() {
+                // The input ended inside the block: decode what there is as it streamed in,
+                // for exactly the sequential decoder's output and error.
+                let g = self.gathering.take().expect("a block being gathered");
+                if let Err(e) = self.block.start(&g.header, self.check, &self.policy, g.id) {
+                    self.deferred = Some(e.at(g.header_start));
+                    return true;
+                }
+                self.block_data_start = g.data_start;
+                self.replay = g.data;
+                self.replay_pos = 0;
+                self.state = State::BlockData;
+                return true;
+            }
+            return false;
+        }
+        let g = self.gathering.as_ref().expect("a block being gathered");
+        if !self.room_for(g) {
+            // `must_drain` now holds: the caller waits for room.
+            return true;
+        }
+        let g = self.gathering.take().expect("a block being gathered");
+        self.memusage = self.memusage.max(g.memusage);
+        self.charges.push_back(g.charge());
+        self.charged += g.charge();
+        let added = self.blocks.add(g.unpadded, g.uncompressed);
+        let (check, policy) = (self.check, self.policy);
+        let Gathered {
+            header,
+            header_start,
+            data,
+            data_start,
+            id,
+            uncompressed,
+            ..
+        } = g;
+        self.crew
+            .as_mut()
+            .expect("a crew")
+            .submit(Box::new(move |bd, out, stop| {
+                let job = BlockJob {
+                    header: &header,
+                    header_start,
+                    data: &data,
+                    data_start,
+                    check,
+                    policy: &policy,
+                    id,
+                    uncompressed,
+                };
+                job.run(bd, out, stop)
+            }));
+        self.submitted += 1;
+        self.state = State::BlockOrIndex;
+        if let Err(why) = added {
+            self.deferred =
+                Some(Error::new(ErrorKind::Corrupt, format!("{why} at {id}")).at(self.pos));
+        }
+        true
     }
 
     fn block_id(&self) -> BlockId {
@@ -736,14 +1102,43 @@ impl XzDecoder {
         let mut ip = 0;
         let mut op = 0;
         loop {
+            if self.crew.is_some() {
+                // Blocks decoded in parallel go out first, in order.
+                op += self.emit(&mut output[op..])?;
+                if self.outstanding() && self.must_drain() {
+                    if op == output.len() {
+                        break;
+                    }
+                    self.wait();
+                    continue;
+                }
+                if let Some(e) = self.deferred.take() {
+                    return Err(e);
+                }
+            }
             if self.state == State::BlockData {
+                let from_replay = self.replay_pos < self.replay.len();
+                let src = if from_replay {
+                    &self.replay[self.replay_pos..]
+                } else {
+                    &input[ip..]
+                };
                 let (c, p, done) = self
                     .block
-                    .decode(&input[ip..], &mut output[op..])
+                    .decode(src, &mut output[op..])
                     .map_err(|e| e.at(self.block_data_start + self.block.data_consumed()))?;
-                ip += c;
+                if from_replay {
+                    // Already counted in `pos` when it was gathered.
+                    self.replay_pos += c;
+                    if self.replay_pos == self.replay.len() {
+                        self.replay = Vec::new();
+                        self.replay_pos = 0;
+                    }
+                } else {
+                    ip += c;
+                    self.pos += c as u64;
+                }
                 op += p;
-                self.pos += c as u64;
                 if done {
                     self.end_block()?;
                 } else if c == 0 && p == 0 {
@@ -751,73 +1146,92 @@ impl XzDecoder {
                 }
                 continue;
             }
+            if self.state == State::BlockGather {
+                if !self.gather(input, &mut ip) {
+                    break;
+                }
+                continue;
+            }
             if ip == input.len() {
                 break;
             }
-            match self.state {
-                State::BlockData => unreachable!(),
-                State::StreamHeader => {
-                    let b = input[ip];
-                    ip += 1;
-                    self.pos += 1;
-                    self.stream_header_byte(b)?;
-                }
-                State::BlockOrIndex => {
-                    let b = input[ip];
-                    ip += 1;
-                    self.pos += 1;
-                    if b == 0 {
-                        self.index = IndexParser::new();
-                        self.index.crc.update(&[0]);
-                        self.index.size = 1;
-                        self.index_start = self.pos - 1;
-                        self.state = State::Index;
-                    } else {
-                        self.block_no += 1;
-                        self.buf.clear();
-                        self.buf.push(b);
-                        self.buf_start = self.pos - 1;
-                        self.need = (usize::from(b) + 1) * 4;
-                        self.state = State::BlockHeader;
-                    }
-                }
-                State::BlockHeader | State::StreamFooter => {
-                    let n = (self.need - self.buf.len()).min(input.len() - ip);
-                    self.buf.extend_from_slice(&input[ip..ip + n]);
-                    ip += n;
-                    self.pos += n as u64;
-                    if self.buf.len() == self.need {
-                        if self.state == State::BlockHeader {
-                            self.start_block()?;
-                        } else {
-                            self.end_stream()?;
-                        }
-                    }
-                }
-                State::Index => {
-                    let b = input[ip];
-                    ip += 1;
-                    self.pos += 1;
-                    self.index_byte(b)?;
-                }
-                State::Padding => {
-                    let zeros = input[ip..].iter().take_while(|&&b| b == 0).count();
-                    self.padding += zeros as u64;
-                    ip += zeros;
-                    self.pos += zeros as u64;
-                    if ip < input.len() {
-                        // Not padding: the next stream's header, or trailing garbage.
-                        self.stream += 1;
-                        self.block_no = 0;
-                        self.buf.clear();
-                        self.buf_start = self.pos;
-                        self.need = STREAM_HEADER_SIZE;
-                        self.state = State::StreamHeader;
-                    }
+            if let Err(e) = self.step(input, &mut ip) {
+                if self.outstanding() {
+                    // Blocks before this point may fail first: report it after them.
+                    self.deferred = Some(e);
+                } else {
+                    return Err(e);
                 }
             }
         }
         Ok((ip, op))
+    }
+
+    /// Parses container bytes (everything but block data) at `input[*ip..]`.
+    fn step(&mut self, input: &[u8], ip: &mut usize) -> Result<()> {
+        match self.state {
+            State::BlockData | State::BlockGather => unreachable!(),
+            State::StreamHeader => {
+                let b = input[*ip];
+                *ip += 1;
+                self.pos += 1;
+                self.stream_header_byte(b)?;
+            }
+            State::BlockOrIndex => {
+                let b = input[*ip];
+                *ip += 1;
+                self.pos += 1;
+                if b == 0 {
+                    self.index = IndexParser::new();
+                    self.index.crc.update(&[0]);
+                    self.index.size = 1;
+                    self.index_start = self.pos - 1;
+                    self.state = State::Index;
+                } else {
+                    self.block_no += 1;
+                    self.buf.clear();
+                    self.buf.push(b);
+                    self.buf_start = self.pos - 1;
+                    self.need = (usize::from(b) + 1) * 4;
+                    self.state = State::BlockHeader;
+                }
+            }
+            State::BlockHeader | State::StreamFooter => {
+                let n = (self.need - self.buf.len()).min(input.len() - *ip);
+                self.buf.extend_from_slice(&input[*ip..*ip + n]);
+                *ip += n;
+                self.pos += n as u64;
+                if self.buf.len() == self.need {
+                    if self.state == State::BlockHeader {
+                        self.start_block()?;
+                    } else {
+                        self.end_stream()?;
+                    }
+                }
+            }
+            State::Index => {
+                let b = input[*ip];
+                *ip += 1;
+                self.pos += 1;
+                self.index_byte(b)?;
+            }
+            State::Padding => {
+                let zeros = input[*ip..].iter().take_while(|&&b| b == 0).count();
+                self.padding += zeros as u64;
+                *ip += zeros;
+                self.pos += zeros as u64;
+                if *ip < input.len() {
+                    // Not padding: the next stream's header, or trailing garbage.
+                    self.stream += 1;
+                    self.block_no = 0;
+                    self.buf.clear();
+                    self.buf_start = self.pos;
+                    self.need = STREAM_HEADER_SIZE;
+                    self.state = State::StreamHeader;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn stream_header_byte(&mut self, b: u8) -> Result<()> {
@@ -901,6 +1315,40 @@ impl XzDecoder {
 
     fn start_block(&mut self) -> Result<()> {
         let id = self.block_id();
+        if let Some(crew) = &self.crew {
+            let header = check_header(&self.buf, self.check, &self.policy, id)
+                .map_err(|e| e.at(self.buf_start))?;
+            if let (Some(compressed), Some(uncompressed)) =
+                (header.compressed_size(), header.uncompressed_size())
+            {
+                let need = compressed.saturating_add(3) & !3;
+                let need = need.saturating_add(self.check.size() as u64);
+                let charge = need.saturating_add(uncompressed);
+                let windows = self
+                    .memusage
+                    .max(header.memusage())
+                    .saturating_mul(crew.decoders() as u64);
+                let budget = BUFFER_MAX.min(self.policy.memory_limit.saturating_sub(windows));
+                // Worth it only if two such blocks fit in flight at once.
+                if charge <= budget / 2 {
+                    let need = need as usize;
+                    self.gathering = Some(Gathered {
+                        header: self.buf.clone(),
+                        header_start: self.buf_start,
+                        data: Vec::with_capacity(need),
+                        need,
+                        data_start: self.pos,
+                        id,
+                        unpadded: self.buf.len() as u64 + compressed + self.check.size() as u64,
+                        uncompressed,
+                        memusage: header.memusage(),
+                    });
+                    self.block_data_start = self.pos;
+                    self.state = State::BlockGather;
+                    return Ok(());
+                }
+            }
+        }
         self.block
             .start(&self.buf, self.check, &self.policy, id)
             .map_err(|e| e.at(self.buf_start))?;
@@ -1076,6 +1524,15 @@ impl XzDecoder {
     }
 
     fn finish_inner(&mut self, output: &mut [u8]) -> Result<(usize, bool)> {
+        if self.crew.is_some() {
+            // Blocks in flight go out first; a block the input ended inside is decoded as
+            // the sequential decoder would.
+            self.finishing = true;
+            let (_, p) = self.run(&[], output)?;
+            if p > 0 || self.outstanding() {
+                return Ok((p, false));
+            }
+        }
         let s = self.stream;
         if self.state == State::BlockData {
             if output.is_empty() {
@@ -1119,7 +1576,9 @@ impl XzDecoder {
             State::BlockHeader => {
                 truncated(format!("inside the header of block {b} of stream {s}"))
             }
-            State::BlockData => truncated(format!("inside block {b} of stream {s}")),
+            State::BlockData | State::BlockGather => {
+                truncated(format!("inside block {b} of stream {s}"))
+            }
             State::Index => truncated(format!("inside the index of stream {s}")),
             State::StreamFooter => truncated(format!("inside the footer of stream {s}")),
         })
@@ -1255,7 +1714,23 @@ mod tests {
     /// Decodes `data` as the pipeline would: pieces of input, arbitrary output buffers,
     /// `finish` at the end. Checks the trait's progress contract on the way.
     fn decode_with(data: &[u8], opts: &Options, feed: Feed) -> Result<Vec<u8>> {
-        let mut dec = XzDecoder::new(opts)?;
+        decode_on(data, opts, feed, 0)
+    }
+
+    /// A decoder with `helpers` helper threads (not taken from the process budget).
+    fn decoder(opts: &Options, helpers: usize) -> Result<XzDecoder> {
+        XzDecoder::with_helpers(
+            opts,
+            Helpers {
+                permit: crate::budget::Permit::for_tests(helpers),
+                max: helpers,
+            },
+        )
+    }
+
+    /// [`decode_with`] on a decoder with `helpers` helper threads.
+    fn decode_on(data: &[u8], opts: &Options, feed: Feed, helpers: usize) -> Result<Vec<u8>> {
+        let mut dec = decoder(opts, helpers)?;
         let mut rng = Rng(match feed {
             Feed::Random { seed, .. } => seed | 1,
             _ => 1,
@@ -1791,6 +2266,195 @@ mod tests {
                     }
                     assert!(e.offset().is_some(), "{name}: {e}");
                 }
+            }
+        }
+    }
+
+    // Parallel decoding: the same output and the same errors as the sequential decoder.
+
+    /// Decodes `data` sequentially and in parallel with each feed; the results must be equal,
+    /// errors included (kind, message and offset). Returns the sequential result.
+    fn assert_parallel_same(data: &[u8], opts: &Options, feeds: &[Feed]) -> Result<Vec<u8>> {
+        let mut first = None;
+        for &feed in feeds {
+            let seq = decode_on(data, opts, feed, 0);
+            for helpers in [1, 3] {
+                let par = decode_on(data, opts, feed, helpers);
+                match (&seq, &par) {
+                    (Ok(a), Ok(b)) => {
+                        assert!(a == b, "{feed:?}, {helpers} helpers: outputs differ")
+                    }
+                    _ => assert_eq!(seq, par, "{feed:?}, {helpers} helpers"),
+                }
+            }
+            first.get_or_insert(seq);
+        }
+        first.unwrap()
+    }
+
+    #[test]
+    fn parallel_blocks_decode_as_sequential() {
+        let big = payload(400_000, 21);
+        for data in [&big[..], b"", b"x"] {
+            for args in [
+                &["-1", "-T2", "--block-size=20000", "--check=crc64"][..],
+                &["-0", "-T2", "--block-size=1000", "--check=sha256"],
+                &["-1", "-T2", "--block-size=65536", "--check=none"],
+                &["-1", "-T2", "--block-size=30000", "--check=crc32"],
+                // Single-threaded: no sizes in the headers, decoded as they stream in.
+                &["-1", "-T1", "--block-size=30000"],
+                &["-6"],
+            ] {
+                let xz = compress(args, data);
+                let out = assert_parallel_same(&xz, &Options::default(), &FEEDS).unwrap();
+                assert!(out == data, "{args:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_mixed_streams_padding_and_trailing_data() {
+        let a = payload(150_000, 22);
+        let b = payload(90_000, 23);
+        let xa = compress(&["-0", "-T2", "--block-size=10000"], &a);
+        let xb = compress(&["-0", "-T1", "--block-size=20000", "--check=sha256"], &b);
+        let xc = compress(&["-0", "-T2", "--block-size=7000", "--check=none"], &b);
+        let xe = compress(&[], b"");
+        let cat = |parts: &[&[u8]]| parts.concat();
+        let z4 = [0u8; 4];
+        let inputs = [
+            cat(&[&xa, &xb, &xc]),
+            cat(&[&xa, &z4, &xe, &xc, &z4, &z4]),
+            cat(&[&xc, &xa, &[0, 0]]),
+            cat(&[&xa, b"garbage"]),
+            cat(&[&xa, &z4, &xc[..xc.len() - 5]]),
+            cat(&[&xa, &xa[..100]]),
+        ];
+        for xz in &inputs {
+            let ours = assert_parallel_same(xz, &Options::default(), &FEEDS);
+            assert_eq!(ours.is_ok(), xz_dc(xz).is_some());
+        }
+    }
+
+    #[test]
+    fn parallel_truncations_fail_as_sequential() {
+        let data = payload(60_000, 24);
+        let xz = compress(&["-0", "-T2", "--block-size=5000", "--check=crc32"], &data);
+        let feeds = [
+            Feed::Whole,
+            Feed::Random {
+                seed: 5,
+                max_in: 3000,
+                max_out: 5000,
+            },
+        ];
+        for len in (0..xz.len()).step_by(23).chain(xz.len() - 40..xz.len()) {
+            let e = assert_parallel_same(&xz[..len], &Options::default(), &feeds).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Truncated, "len {len}: {e}");
+        }
+    }
+
+    #[test]
+    fn parallel_corruption_fails_as_sequential() {
+        let data = payload(40_000, 25);
+        let xz = compress(&["-0", "-T2", "--block-size=4000", "--check=crc64"], &data);
+        let feeds = [
+            Feed::Whole,
+            Feed::Random {
+                seed: 3,
+                max_in: 2000,
+                max_out: 9000,
+            },
+        ];
+        let mut rng = Rng(26);
+        let mut failures = 0;
+        for _ in 0..300 {
+            let mut bad = xz.clone();
+            for _ in 0..1 + rng.below(3) {
+                let i = rng.below(bad.len());
+                bad[i] ^= 1 << rng.below(8);
+            }
+            if assert_parallel_same(&bad, &full(), &feeds).is_err() {
+                failures += 1;
+            }
+        }
+        assert!(
+            failures > 250,
+            "only {failures} of 300 corruptions detected"
+        );
+    }
+
+    #[test]
+    fn parallel_respects_the_memory_limit() {
+        let data = payload(300_000, 27);
+        let xz = compress(&["-0", "-T2", "--block-size=50000"], &data);
+        // -0 needs some 300 KiB of decoder memory per block: each limit lets fewer blocks,
+        // or none, be in flight (or rejects the file); the result is the same.
+        let mut verdicts = Vec::new();
+        for limit in [100_000, 400_000, 700_000, 1_000_000, 1_500_000, 1 << 30] {
+            let opts = Options {
+                decoder_memory_limit: limit,
+                ..Options::default()
+            };
+            verdicts.push(assert_parallel_same(&xz, &opts, &[Feed::Whole]).is_ok());
+        }
+        assert_eq!(verdicts, [false, true, true, true, true, true]);
+    }
+
+    #[test]
+    fn parallel_corpus_as_sequential() {
+        for (name, data) in corpus() {
+            for opts in [Options::default(), full()] {
+                let seq = decode_on(&data, &opts, Feed::Whole, 0);
+                let par = decode_on(&data, &opts, Feed::Whole, 2);
+                assert!(seq == par, "{name}: {seq:?} vs {par:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn splits_needs_sizes_in_the_first_block_header() {
+        let data = payload(100_000, 28);
+        assert!(splits(&compress(
+            &["-0", "-T2", "--block-size=10000"],
+            &data
+        )));
+        assert!(!splits(&compress(&["-0", "-T1"], &data)));
+        assert!(!splits(&compress(&["-0"], b"")));
+        assert!(!splits(b"\xfd7zXZ\0"));
+    }
+
+    #[test]
+    fn blocks_with_sizes_go_to_the_crew() {
+        let data = payload(200_000, 30);
+        let count = |xz: &[u8], helpers: usize| {
+            let mut dec = decoder(&Options::default(), helpers).unwrap();
+            let mut out = vec![0; 1 << 20];
+            let (c, _) = dec.decode(xz, &mut out).unwrap();
+            assert_eq!(c, xz.len());
+            while !dec.finish(&mut out).unwrap().1 {}
+            dec.submitted
+        };
+        let t2 = compress(&["-0", "-T2", "--block-size=10000"], &data);
+        assert_eq!(count(&t2, 2), 20);
+        assert_eq!(count(&t2, 0), 0);
+        assert_eq!(
+            count(&compress(&["-0", "-T1", "--block-size=10000"], &data), 2),
+            0
+        );
+    }
+
+    #[test]
+    fn dropping_a_parallel_decoder_mid_stream_is_fine() {
+        let data = payload(500_000, 29);
+        let xz = compress(&["-0", "-T2", "--block-size=10000"], &data);
+        for cut in [xz.len() / 3, xz.len() / 2, xz.len() - 20] {
+            let mut dec = decoder(&Options::default(), 2).unwrap();
+            let mut out = vec![0; 1000];
+            let mut input = &xz[..cut];
+            while !input.is_empty() {
+                let (c, _) = dec.decode(input, &mut out).unwrap();
+                input = &input[c..];
             }
         }
     }
