@@ -18,7 +18,10 @@
 #[cfg(feature = "isal")]
 #[path = "gzip/isal.rs"]
 mod isal;
-#[cfg(not(feature = "isal"))]
+#[cfg(test)]
+#[path = "gzip/tests.rs"]
+mod tests;
+#[cfg(any(test, not(feature = "isal")))]
 #[path = "gzip/zlib.rs"]
 mod zlib;
 
