@@ -5,9 +5,10 @@
 //! streaming inflate, which also computes the CRC32 of its output) or zlib-rs through
 //! `flate2` (`zlib.rs`, pure Rust, for builds without ISA-L). Both give the same verdict on
 //! every input the tests try, with one known exception: ISA-L does not reject a dynamic block
-//! whose Huffman code is incomplete (zlib and Go do, except for their shared single-code
-//! case); such a stream comes only from a non-conforming encoder, and the CRC32 still ensures
-//! the digest is of exactly the data that was compressed.
+//! whose Huffman code is incomplete, where zlib, gzip and Go (so containers/image) do, except
+//! for the single-code case they all accept. Only a crafted or non-conforming encoder writes
+//! such a block; if the member's CRC32 and ISIZE then match, the ISA-L build gives a DiffID
+//! for a layer containers/image refuses to decompress (`tests.rs` pins this difference).
 //!
 //! Strict by default: the input must end exactly after the last member. The header rules are
 //! the intersection of what zlib and Go's gzip readers accept: reserved flag bits are an error
