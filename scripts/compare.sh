@@ -57,6 +57,7 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
   { $sudo apt-get install -y --no-install-recommends "${need[@]}" ||
     { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${need[@]}"; }
   } >&2 || say "could not install ${need[*]}: those peers are left out"
