@@ -94,7 +94,11 @@ install: build
 test-go: build
 	cd go && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
-bench: build oracle
+# Criterion benches of each stage and each format (target/criterion, a few minutes), then
+# diffid against the peers on a realistic layer of installed files: target/bench/results.md,
+# results.json and throughput.svg. BENCH_RUNS (3), BENCH_LAYER_MIB (512), BENCH_FORMATS
+# (all) and BENCH_SKIP_MEM tune the comparison; see scripts/compare.sh --help.
+bench: build
 	$(CARGO) bench --locked
 	@scripts/compare.sh
 

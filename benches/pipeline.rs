@@ -1,0 +1,94 @@
+//! The whole job per format: `digest_bytes` on the generated layer (see `common`) in every
+//! compressed form, SHA-256, on one thread (`threads = 1`: every stage inline on the
+//! caller's thread) and on the default threads (one per core). Throughput is in
+//! decompressed (layer) bytes, so the formats compare directly.
+//!
+//! `api/*` compares the ways in: one `digest_bytes` call, `Digester::write` in 64 KiB
+//! pieces, and `Digester::read_from` (no copy into the chunks).
+//!
+//! Run: `cargo bench --bench pipeline` (`-- xz` to pick formats).
+
+mod common;
+
+use std::hint::black_box;
+use std::io::Cursor;
+use std::time::Duration;
+
+use common::{Form, blob, layer_len};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use diffid::{Digester, Options, digest_bytes};
+
+fn threads(n: usize) -> Options {
+    Options {
+        threads: n,
+        ..Options::default()
+    }
+}
+
+fn pipeline(c: &mut Criterion) {
+    let size = layer_len();
+    let cores = threads(0).resolved_threads();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Bytes(size));
+    g.sampling_mode(SamplingMode::Flat);
+    for form in Form::ALL {
+        for (label, o) in [("j1".to_string(), threads(1)), (format!("j{cores}"), threads(0))] {
+            // Criterion calls the closure once per sample: check the answer once.
+            let mut checked = false;
+            g.bench_function(format!("{}/{label}", form.name()), |b| {
+                let data = blob(form);
+                if !checked {
+                    // Same answer on one thread and on many, and the whole layer seen.
+                    let report = digest_bytes(&data, &o).unwrap();
+                    assert_eq!(report, digest_bytes(&data, &threads(1)).unwrap());
+                    assert_eq!(report.diff_size, size);
+                    assert!(report.tar.valid);
+                    checked = true;
+                }
+                b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn ways_in(c: &mut Criterion) {
+    let size = layer_len();
+    let o = threads(0);
+    let mut g = c.benchmark_group("api");
+    g.throughput(Throughput::Bytes(size));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("zst/digest_bytes", |b| {
+        let data = blob(Form::Zst);
+        b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
+    });
+    g.bench_function("zst/write-64KiB", |b| {
+        let data = blob(Form::Zst);
+        b.iter(|| {
+            let mut d = Digester::new(&o).unwrap();
+            for piece in data.chunks(64 << 10) {
+                d.write(piece).unwrap();
+            }
+            black_box(d.finish().unwrap())
+        })
+    });
+    g.bench_function("zst/read_from", |b| {
+        let data = blob(Form::Zst);
+        b.iter(|| {
+            let mut d = Digester::new(&o).unwrap();
+            d.read_from(&mut Cursor::new(&data[..])).unwrap();
+            black_box(d.finish().unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = pipeline, ways_in
+}
+criterion_main!(benches);

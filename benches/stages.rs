@@ -1,0 +1,151 @@
+//! Each stage alone, on the generated layer (see `common`): hashing, tar parsing, and each
+//! decoder.
+//!
+//! The library exports no stage on its own, so stages are measured two ways:
+//! - `hash/*` and `decode-crate/*`: the crates the library uses (`sha2`, `blake3`, `flate2`
+//!   with zlib-rs, `zstd`, `liblzma`, `bzip2`), driven the way the pipeline drives them
+//!   (512 KiB pieces);
+//! - `*/api-*`: the public API on inputs that isolate one stage. Hashing: a blob that is not
+//!   tar and not compressed, on one thread, so the work is the blob hash (the tar stage gives
+//!   up at the first block). Tar parsing: the plain layer on one thread with BLAKE3, to be
+//!   read against `hash/api-blake3`. Decoding: each compressed blob with BLAKE3 (about ten
+//!   times cheaper than SHA-256 here) on the default threads, so the decoder dominates.
+//!
+//! Run: `cargo bench --bench stages` (`-- hash` to pick a group).
+
+mod common;
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use common::{CHUNK, Form, blob, drain, layer_len, layer_size, not_tar};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use diffid::{Algorithm, Options, digest_bytes};
+use sha2::Digest as _;
+
+fn opts(algorithm: Algorithm, threads: usize) -> Options {
+    Options {
+        algorithm,
+        threads,
+        ..Options::default()
+    }
+}
+
+fn hashing(c: &mut Criterion) {
+    let data = not_tar(layer_size());
+    let mut g = c.benchmark_group("hash");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("sha256", |b| {
+        b.iter(|| {
+            let mut h = sha2::Sha256::new();
+            data.chunks(CHUNK).for_each(|p| h.update(p));
+            black_box(h.finalize())
+        })
+    });
+    g.bench_function("sha512", |b| {
+        b.iter(|| {
+            let mut h = sha2::Sha512::new();
+            data.chunks(CHUNK).for_each(|p| h.update(p));
+            black_box(h.finalize())
+        })
+    });
+    g.bench_function("blake3", |b| {
+        b.iter(|| {
+            let mut h = blake3::Hasher::new();
+            data.chunks(CHUNK).for_each(|p| {
+                h.update(p);
+            });
+            black_box(h.finalize())
+        })
+    });
+    for alg in [Algorithm::Sha256, Algorithm::Sha512, Algorithm::Blake3] {
+        let o = opts(alg, 1);
+        g.bench_function(format!("api-{}", alg.name()), |b| {
+            b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn tar_parsing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tar");
+    g.throughput(Throughput::Bytes(layer_len()));
+    let o = opts(Algorithm::Blake3, 1);
+    g.bench_function("api-blake3+parse", |b| {
+        let layer = blob(Form::Tar);
+        b.iter(|| black_box(digest_bytes(&layer, &o).unwrap()))
+    });
+    g.finish();
+}
+
+/// Decodes `data` (of `form`) with the crate the library uses for it.
+fn crate_decode(form: Form, data: &[u8], xz_threads: u32) -> u64 {
+    match form {
+        Form::Tar => drain(data),
+        Form::Gz => drain(flate2::read::MultiGzDecoder::new(data)),
+        Form::Zst | Form::ZstFrames => drain(zstd::stream::read::Decoder::new(data).unwrap()),
+        Form::XzBlocks | Form::XzOne => {
+            let stream = if xz_threads > 1 {
+                // memlimit_threading must be set, or liblzma decodes on one thread.
+                liblzma::stream::MtStreamBuilder::new()
+                    .threads(xz_threads)
+                    .memlimit_threading(u64::MAX)
+                    .memlimit_stop(u64::MAX)
+                    .decoder()
+                    .unwrap()
+            } else {
+                liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0).unwrap()
+            };
+            drain(liblzma::read::XzDecoder::new_stream(data, stream))
+        }
+        Form::Bz2 => drain(bzip2::read::MultiBzDecoder::new(data)),
+    }
+}
+
+fn decoding(c: &mut Criterion) {
+    let size = layer_len();
+    let mut g = c.benchmark_group("decode-crate");
+    g.throughput(Throughput::Bytes(size));
+    g.sampling_mode(SamplingMode::Flat);
+    for form in Form::ALL.into_iter().filter(|&f| f != Form::Tar) {
+        // Criterion calls the closure once per sample: check the decoded size once.
+        let mut checked = false;
+        g.bench_function(form.name(), |b| {
+            let data = blob(form);
+            if !checked {
+                assert_eq!(crate_decode(form, &data, 1), size);
+                checked = true;
+            }
+            b.iter(|| black_box(crate_decode(form, &data, 1)))
+        });
+        if form == Form::XzBlocks {
+            g.bench_function(format!("{}-mt2", form.name()), |b| {
+                let data = blob(form);
+                b.iter(|| black_box(crate_decode(form, &data, 2)))
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("decode-api");
+    g.throughput(Throughput::Bytes(size));
+    g.sampling_mode(SamplingMode::Flat);
+    let o = opts(Algorithm::Blake3, 0);
+    for form in Form::ALL.into_iter().filter(|&f| f != Form::Tar) {
+        g.bench_function(form.name(), |b| {
+            let data = blob(form);
+            b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = stages;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = hashing, tar_parsing, decoding
+}
+criterion_main!(stages);
