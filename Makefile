@@ -21,7 +21,8 @@ ORACLE   := target/oracle/oracle
 all build: deps
 	$(CARGO) build --release --locked
 
-# Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config).
+# Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config, the
+# autotools and nasm that the static ISA-L build needs).
 deps:
 	@scripts/setup.sh
 

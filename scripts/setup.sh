@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need and a fresh machine may lack: Debian packages
-# (decoders the tests use as references, valgrind, pkg-config). Quick no-op when all is there.
+# (decoders the tests use as references, valgrind, pkg-config) and ISA-L's build tools. Quick no-op when all is there.
 # Rust crates and Go modules are fetched by cargo and go themselves; cbindgen by the Makefile.
 set -euo pipefail
 
@@ -8,6 +8,8 @@ set -euo pipefail
 declare -A want=(
   [xz]=xz-utils [zstd]=zstd [bzip2]=bzip2 [gzip]=gzip [openssl]=openssl [tar]=tar
   [valgrind]=valgrind [pkg-config]=pkg-config [g++]=g++ [gcc]=gcc [make]=make
+  # The static build of ISA-L (gzip inflate) runs autotools and nasm.
+  [nasm]=nasm [autoconf]=autoconf [automake]=automake [libtoolize]=libtool
 )
 missing=()
 for cmd in "${!want[@]}"; do
