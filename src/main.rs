@@ -51,7 +51,8 @@ struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
     memory_limit: u64,
 
-    /// Worker threads (0: one per core; 1: everything on one thread).
+    /// Most worker threads (0: the process's worker budget, one per core unless
+    /// DIFFID_WORKERS says otherwise; 1: everything on one thread).
     #[arg(short = 'j', long, value_name = "N", default_value_t = 0)]
     threads: usize,
 

@@ -1,0 +1,92 @@
+//! The process-wide worker budget (its own test binary: the budget is fixed once per
+//! process). Many concurrent digests never run more worker threads than the budget, all
+//! finish with the right answer, and no thread outlives its call.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{Rng, must, tar_of};
+use diffid::{Options, digest_bytes};
+
+fn threads_now() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+#[test]
+fn concurrent_digests_share_the_budget() {
+    diffid::set_workers(2).unwrap();
+    assert_eq!(diffid::workers(), 2);
+    assert!(diffid::set_workers(3).is_err());
+
+    let mut rng = Rng::new(7);
+    let layer = tar_of(&[
+        ("a".into(), rng.bytes(2_000_000, true)),
+        ("b".into(), rng.bytes(300_000, false)),
+    ]);
+    let blobs = [
+        must("bzip2", &["-c", "-1"], &layer),
+        must("xz", &["-c", "-0", "-T2", "--block-size=256KiB"], &layer),
+        must("zstd", &["-c", "-q", "-1"], &layer),
+    ];
+    let expected: Vec<_> = blobs
+        .iter()
+        .map(|b| {
+            digest_bytes(
+                b,
+                &Options {
+                    threads: 1,
+                    ..Options::default()
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+
+    let base = threads_now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let most = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (stop, most) = (Arc::clone(&stop), Arc::clone(&most));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                most.fetch_max(threads_now(), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        })
+    };
+    let callers = 8;
+    std::thread::scope(|s| {
+        for i in 0..callers {
+            let (blob, want) = (&blobs[i % 3], &expected[i % 3]);
+            s.spawn(move || {
+                for _ in 0..3 {
+                    let r = digest_bytes(blob, &Options::default()).unwrap();
+                    assert_eq!(&r, want);
+                }
+            });
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let most = most.load(Ordering::Relaxed);
+    eprintln!("threads: {base} before, at most {most} during");
+    // The sampler, the callers, and at most two workers.
+    assert!(
+        most <= base + 1 + callers + 2,
+        "{most} threads at once (from {base}, {callers} callers, a budget of 2)"
+    );
+    // Every worker has ended.
+    for _ in 0..100 {
+        if threads_now() <= base {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(
+        threads_now() <= base,
+        "{} threads left, {base} before",
+        threads_now()
+    );
+}
