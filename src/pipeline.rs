@@ -288,22 +288,35 @@ struct Inline {
     blob: Hasher,
     decode: DecodeStage,
     diff: DiffStage,
+    /// Checked between decoded chunks: one input chunk can decode to gigabytes, and a
+    /// cancel from another thread must not wait for all of them.
+    shared: Arc<Shared>,
+}
+
+/// The recorded error, if any: how a stage running on the caller's thread sees a cancel.
+fn stop_if_failed(shared: &Shared) -> Result<()> {
+    if shared.failed() {
+        return Err(shared.error_or(|| Error::new(ErrorKind::Internal, "stopped")));
+    }
+    Ok(())
 }
 
 impl Inline {
-    fn new(opts: &Options) -> Self {
+    fn new(opts: &Options, shared: &Arc<Shared>) -> Self {
         Inline {
             blob: Hasher::new(opts.algorithm),
             decode: DecodeStage::new(opts, Helpers::none()),
             diff: DiffStage::new(opts),
+            shared: Arc::clone(shared),
         }
     }
 
     fn push(&mut self, chunk: Chunk) -> Result<()> {
         self.blob.update(chunk.bytes());
         let hash = self.decode.detect(chunk.bytes())? != Format::None;
-        let diff = &mut self.diff;
+        let (diff, shared) = (&mut self.diff, &self.shared);
         self.decode.push(&chunk, &mut |c| {
+            stop_if_failed(shared)?;
             diff.push(c.bytes(), hash);
             Ok(())
         })
@@ -311,8 +324,9 @@ impl Inline {
 
     fn finish(mut self, opts: &Options) -> Result<Report> {
         let format = self.decode.format();
-        let diff = &mut self.diff;
+        let (diff, shared) = (&mut self.diff, &self.shared);
         self.decode.finish(&mut |c| {
+            stop_if_failed(shared)?;
             diff.push(c.bytes(), format != Format::None);
             Ok(())
         })?;
@@ -630,7 +644,7 @@ impl Digester {
                 budget::acquire(max)
             };
             self.mode = if tokens.count() == 0 {
-                Mode::Inline(Box::new(Inline::new(&self.opts)))
+                Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)))
             } else {
                 Mode::Threads(Workers::start(
                     &self.opts,
@@ -669,7 +683,7 @@ impl Digester {
         let last = self.current.take().filter(|b| b.len() > 0);
         if matches!(self.mode, Mode::Idle) {
             // Less than one chunk in all: no thread is worth starting.
-            self.mode = Mode::Inline(Box::new(Inline::new(&self.opts)));
+            self.mode = Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)));
         }
         let result = match (self.shared.error(), last) {
             (Some(err), _) => Err(err),
