@@ -59,8 +59,7 @@ impl Inflate for IsalInflater {
         // reads at most avail_in bytes and writes at most avail_out bytes (what does not fit
         // waits in its own buffer), and it never writes through next_in.
         let ret = unsafe { isal::isal_inflate(st) };
-        let consumed = in_len - st.avail_in as usize;
-        let produced = out_len - st.avail_out as usize;
+        let (avail_in, avail_out) = (st.avail_in as usize, st.avail_out as usize);
         st.next_in = std::ptr::null_mut();
         st.avail_in = 0;
         st.next_out = std::ptr::null_mut();
@@ -72,12 +71,26 @@ impl Inflate for IsalInflater {
                 isal::ISAL_INVALID_LOOKBACK => "invalid distance too far back".to_string(),
                 other => format!("ISA-L error {other}"),
             };
+            // When its assembly decoder stops on invalid data, ISA-L leaves avail_in and
+            // avail_out short by the 8-byte slop of its fast loop (avail_in may even wrap
+            // below zero): the position is approximate, and nothing else is used.
+            let consumed = in_len.saturating_sub(avail_in);
             return Err(InflateError { consumed, what });
         }
+        if avail_in > in_len || avail_out > out_len {
+            return Err(InflateError {
+                consumed: 0,
+                what: format!(
+                    "ISA-L reported {avail_in} of {in_len} input bytes and {avail_out} of \
+                     {out_len} output bytes left"
+                ),
+            });
+        }
+        let (consumed, produced) = (in_len - avail_in, out_len - avail_out);
         Ok(Step {
             consumed,
             produced,
-            end: st.block_state == isal::isal_block_state_ISAL_BLOCK_FINISH,
+            end: self.state.block_state == isal::isal_block_state_ISAL_BLOCK_FINISH,
         })
     }
 
