@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of fuzz/ for SECONDS seconds (default 60), one after the
+# other, and fails if any of them finds a crash, a hang or a leak.
+#
+#   scripts/fuzz.sh [SECONDS]            all targets
+#   FUZZ_TARGETS="digest_xz tar" scripts/fuzz.sh 600
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Only stable Rust is installed:
+# RUSTC_BOOTSTRAP=1 lets it use the nightly flags it needs (sanitizer, coverage).
+#
+# Seeds are made at run time (nothing binary is committed): small layers made by tar and
+# compressed by the system's gzip, bzip2, xz and zstd in several shapes (members, blocks,
+# streams, checks, skippable frames), plus the peers' test files in ../shared/corpus/peers.
+# The corpus grows in fuzz/corpus/TARGET, crashes land in fuzz/artifacts/TARGET (both are
+# ignored by git). Every crash found must become a regression test in tests/.
+set -euo pipefail
+
+secs=${1:-60}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export RUSTC_BOOTSTRAP=1
+targets=${FUZZ_TARGETS:-"digest_gzip digest_bzip2 digest_xz digest_zstd tar ffi_stream"}
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
+    exit 2
+fi
+
+seeds=fuzz/seeds
+rm -rf "$seeds"
+for t in $targets; do mkdir -p "$seeds/$t" "fuzz/corpus/$t"; done
+mkdir -p "$seeds/digest_gzip" "$seeds/digest_bzip2" "$seeds/digest_xz" "$seeds/digest_zstd" "$seeds/tar"
+
+# Small layers: a tar of a few source files, a tar with long names and a PAX header, an
+# empty archive.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tar -c --sort=name --mtime=@0 --owner=0 --group=0 -f "$work/src.tar" Cargo.toml src/detect.rs src/options.rs
+mkdir -p "$work/t/$(printf 'd%.0s' {1..120})"
+printf 'hello\n' >"$work/t/$(printf 'd%.0s' {1..120})/file-with-a-long-name.txt"
+ln -s target "$work/t/link"
+tar -c --format=pax --mtime=@0 -C "$work/t" -f "$work/pax.tar" .
+tar -c --format=gnu --mtime=@0 -C "$work/t" -f "$work/gnu.tar" .
+tar -c --format=gnu -f "$work/empty.tar" -T /dev/null
+layers="src pax gnu empty"
+
+# A seed of the digest targets: two control bytes (0: whole, one thread) then the blob.
+seed() { # target name < blob
+    { printf '\0\0'; cat; } >"$seeds/$1/$2"
+}
+for l in $layers; do
+    f="$work/$l.tar"
+    cp "$f" "$seeds/tar/$l"
+    gzip -c -n "$f" | seed digest_gzip "$l"
+    { gzip -c -n "$f"; gzip -c -n </dev/null; gzip -c "$f"; } | seed digest_gzip "$l-members"
+    bzip2 -c "$f" | seed digest_bzip2 "$l"
+    { bzip2 -c "$f"; bzip2 -c -1 "$f"; } | seed digest_bzip2 "$l-streams"
+    xz -c -T1 "$f" | seed digest_xz "$l"
+    xz -c -T1 --check=none "$f" | seed digest_xz "$l-nocheck"
+    xz -c -T1 --check=sha256 --block-size=2000 "$f" | seed digest_xz "$l-blocks"
+    { xz -c -T1 --check=crc32 "$f"; printf '\0\0\0\0'; xz -c -T1 -0 "$f"; } | seed digest_xz "$l-streams"
+    zstd -c -q "$f" | seed digest_zstd "$l"
+    zstd -c -q --no-check -19 "$f" | seed digest_zstd "$l-nocheck"
+    { zstd -c -q "$f"; printf 'P*M\030\004\0\0\0toc!'; zstd -c -q --no-check "$f"; } | seed digest_zstd "$l-frames"
+done
+
+# The peers' test files, by magic.
+peers=../shared/corpus/peers
+if [ -d "$peers" ]; then
+    find "$peers" -type f | while read -r f; do
+        name=peer-$(basename "$f")
+        case $(head -c 6 "$f" | od -An -tx1 | tr -d ' \n') in
+            1f8b08*) seed digest_gzip "$name" <"$f" ;;
+            425a68*) seed digest_bzip2 "$name" <"$f" ;;
+            fd377a585a00) seed digest_xz "$name" <"$f" ;;
+            28b52ffd*) seed digest_zstd "$name" <"$f" ;;
+            *) cp "$f" "$seeds/tar/$name" ;;
+        esac
+    done
+fi
+for t in $targets; do
+    case $t in
+        ffi_stream)
+            # threads, max size, then write records [op, len_lo, len_hi] + data.
+            for l in $layers; do
+                f="$work/$l.tar"
+                n=$(stat -c %s "$f")
+                { printf '\0\0\0'; printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $((n >> 8 & 255)))"; cat "$f"; } \
+                    >"$seeds/ffi_stream/$l"
+                { printf '\2\0\0'; printf "\\x$(printf %02x $((n & 255)))\\x$(printf %02x $((n >> 8 & 255)))"; gzip -c "$f" ; printf '\7\361\0'; } \
+                    >"$seeds/ffi_stream/$l-gzip-finish"
+            done
+            ;;
+    esac
+done
+
+for t in $targets; do
+    cargo fuzz build -O "$t" 2>&1 | tail -n 1
+done
+
+status=0
+for t in $targets; do
+    log=fuzz/last-$t.log
+    echo "== $t: ${secs}s, $(ls "$seeds/$t" | wc -l) seeds, $(ls "fuzz/corpus/$t" | wc -l) in corpus"
+    # -rss_limit_mb: a run needing more than 2 GiB is a finding (a bomb got through).
+    if ! cargo fuzz run -O "$t" "fuzz/corpus/$t" "$seeds/$t" -- \
+        -max_total_time="$secs" -max_len=65536 -timeout=30 -rss_limit_mb=2048 \
+        -print_final_stats=1 >"$log" 2>&1; then
+        echo "!! $t found something: see $log and fuzz/artifacts/$t/"
+        grep -E 'ERROR|panicked|SUMMARY|Test unit written' "$log" | head -n 20 || true
+        status=1
+    fi
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 || true)
+    echo "   $execs executions, $cov, corpus $(ls "fuzz/corpus/$t" | wc -l)"
+done
+exit $status

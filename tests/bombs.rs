@@ -1,0 +1,414 @@
+//! Bombs and limits: a few MB that decode to gigabytes digest correctly in bounded memory;
+//! `max_size` stops them; a zstd window over 512 MiB and an xz block that needs more memory
+//! than `decoder_memory_limit` are errors, not allocations.
+//!
+//! Each bomb is built cheaply: a piece of zeros is compressed once and the piece repeated
+//! (gzip members, bzip2 and xz streams, zstd frames: all legal). Its DiffID is checked
+//! against `head -c SIZE /dev/zero | openssl dgst -sha256`, and the CLI's peak RSS (from
+//! `wait4`) against a bound.
+//!
+//! `make test` decodes 4 GiB of zstd and 4 GiB of uncompressed zeros, and 1 GiB in the
+//! other formats (each takes 20-30 s on 2 shared cores); `DIFFID_SOAK=1` (`make soak`) makes
+//! every bomb 4 GiB, and the uncompressed one 16 GiB.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use common::*;
+use diffid::{ErrorKind, Format, Options, digest_bytes};
+use serde_json::Value;
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+/// The most resident memory the CLI may use on any bomb.
+const RSS_LIMIT: u64 = 200 * MIB;
+
+fn soak() -> bool {
+    std::env::var_os("DIFFID_SOAK").is_some_and(|v| v != "0")
+}
+
+/// `sha256:` of `size` zero bytes, by openssl reading /dev/zero (computed once per size).
+fn zeros_digest(size: u64) -> String {
+    static CACHE: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(d) = cache.lock().unwrap().get(&size) {
+        return d.clone();
+    }
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("head -c {size} /dev/zero | openssl dgst -sha256 -r"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let d = format!(
+        "sha256:{}",
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+    );
+    cache.lock().unwrap().insert(size, d.clone());
+    d
+}
+
+/// One compressed piece of `piece` zero bytes in `format`.
+fn piece(format: Format, piece: u64) -> Vec<u8> {
+    let zeros = vec![0u8; piece as usize];
+    match format {
+        Format::Gzip => must("gzip", &["-c", "-n", "-9"], &zeros),
+        Format::Bzip2 => bzip2(&zeros),
+        Format::Xz => xz(&zeros, &["-0"]),
+        Format::Zstd => zstd(&zeros, &["-1"]),
+        Format::None => zeros,
+    }
+}
+
+/// A blob of `format` decoding to `size` zero bytes: a piece repeated.
+fn bomb(format: Format, size: u64) -> Vec<u8> {
+    let piece_size = (64 * MIB).min(size);
+    assert_eq!(size % piece_size, 0);
+    let p = piece(format, piece_size);
+    p.repeat((size / piece_size) as usize)
+}
+
+/// What the CLI printed for one file, its peak RSS and how long it took.
+struct Run {
+    json: Value,
+    max_rss: u64,
+    secs: f64,
+}
+
+/// Runs the CLI with `args` and `stdin`, measuring its peak resident memory with `wait4`.
+fn cli(args: &[&str], stdin: Stdio, prefix: Option<&str>) -> Run {
+    let exe = env!("CARGO_BIN_EXE_diffid");
+    let mut cmd = match prefix {
+        // A shell that sets a limit and execs the CLI: same pid, so wait4 still measures it.
+        Some(p) => {
+            let mut c = Command::new("sh");
+            let line = format!("{p}; exec \"$0\" \"$@\"");
+            c.arg("-c").arg(line).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let start = Instant::now();
+    let mut child = cmd
+        .args(["--json", "--quiet"])
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).unwrap();
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our child's, not yet waited for (Child::wait is never called);
+    // status and usage are valid out-parameters.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let secs = start.elapsed().as_secs_f64();
+    let out = reader.join().unwrap();
+    let err = err_reader.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status),
+        "the CLI did not exit normally (status {status:#x}): {err}"
+    );
+    let json: Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("CLI output {out:?} ({e}), stderr {err:?}"));
+    Run {
+        json,
+        // ru_maxrss is in KiB on Linux.
+        max_rss: usage.ru_maxrss as u64 * 1024,
+        secs,
+    }
+}
+
+fn cli_file(path: &Path, extra: &[&str]) -> Run {
+    let mut args = extra.to_vec();
+    args.push(path.to_str().unwrap());
+    cli(&args, Stdio::null(), None)
+}
+
+/// Digests a bomb of `size` in `format` with the CLI and checks digests and memory.
+fn check_bomb(format: Format, size: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let blob = bomb(format, size);
+    let built = t.elapsed().as_secs_f64();
+    let path = put(dir.path(), "bomb", &blob);
+    let run = cli_file(&path, &[]);
+    let j = &run.json;
+    assert!(j.get("error").is_none(), "{format}: {j}");
+    assert_eq!(j["format"], format.name());
+    assert_eq!(j["diff_size"], size, "{format}");
+    assert_eq!(j["diff_id"], zeros_digest(size), "{format}");
+    assert_eq!(j["blob_digest"], openssl("sha256", &blob), "{format}");
+    assert!(
+        run.max_rss < RSS_LIMIT,
+        "{format}: peak RSS {} MiB",
+        run.max_rss / MIB
+    );
+    eprintln!(
+        "{format}: {} MiB from a {} KiB blob in {:.1} s (built in {built:.1} s), peak RSS {} MiB",
+        size / MIB,
+        blob.len() >> 10,
+        run.secs,
+        run.max_rss / MIB
+    );
+    // The CLI's --max-size stops it with the limit_exceeded kind, also in bounded memory.
+    let limited = cli_file(&path, &["--max-size", "100M"]);
+    assert_eq!(
+        limited.json["error"]["kind"], "limit_exceeded",
+        "{format}: {}",
+        limited.json
+    );
+    assert!(limited.max_rss < RSS_LIMIT);
+}
+
+#[test]
+fn zstd_bomb_4g() {
+    check_bomb(Format::Zstd, 4 * GIB);
+}
+
+#[test]
+fn gzip_bomb() {
+    check_bomb(Format::Gzip, if soak() { 4 * GIB } else { GIB });
+}
+
+#[test]
+fn xz_bomb() {
+    check_bomb(Format::Xz, if soak() { 4 * GIB } else { GIB });
+}
+
+#[test]
+fn bzip2_bomb() {
+    check_bomb(Format::Bzip2, if soak() { 4 * GIB } else { GIB });
+}
+
+/// 4 GiB (16 GiB in a soak) of uncompressed zeros through a pipe.
+#[test]
+fn uncompressed_stream_4g() {
+    let size = if soak() { 16 * GIB } else { 4 * GIB };
+    let mut head = Command::new("head")
+        .args(["-c", &size.to_string(), "/dev/zero"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = cli(&["-"], Stdio::from(head.stdout.take().unwrap()), None);
+    head.wait().unwrap();
+    let j = &run.json;
+    assert_eq!(j["format"], "none", "{j}");
+    assert_eq!(j["blob_size"], size);
+    assert_eq!(j["diff_id"], zeros_digest(size));
+    assert_eq!(j["blob_digest"], j["diff_id"]);
+    // Zeros are a tar archive that ends at once: two zero blocks.
+    assert_eq!(j["tar"]["valid"], true);
+    assert!(
+        run.max_rss < RSS_LIMIT,
+        "peak RSS {} MiB",
+        run.max_rss / MIB
+    );
+    eprintln!(
+        "none: {} MiB through a pipe in {:.1} s, peak RSS {} MiB",
+        size / MIB,
+        run.secs,
+        run.max_rss / MIB
+    );
+}
+
+#[test]
+fn max_size_stops_every_bomb_in_the_library() {
+    for format in [Format::Gzip, Format::Bzip2, Format::Xz, Format::Zstd] {
+        let blob = bomb(format, GIB);
+        for threads in [0, 1] {
+            for max in [0, 1, 64 * MIB - 1, 64 * MIB, 100 * MIB] {
+                let opts = Options {
+                    max_size: Some(max),
+                    threads,
+                    ..Options::default()
+                };
+                let t = Instant::now();
+                let e = digest_bytes(&blob, &opts).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{format} {max}: {e}");
+                assert_eq!(e.format(), Some(format));
+                assert!(e.to_string().contains(&max.to_string()), "{e}");
+                assert!(t.elapsed().as_secs() < 10, "{format}: {:?}", t.elapsed());
+            }
+        }
+        // Exactly the size passes.
+        let small = bomb(format, 64 * MIB);
+        let opts = Options {
+            max_size: Some(64 * MIB),
+            ..Options::default()
+        };
+        let r = digest_bytes(&small, &opts).unwrap();
+        assert_eq!(r.diff_id.to_string(), zeros_digest(64 * MIB));
+    }
+}
+
+/// A zstd frame with the given window descriptor byte (no content size, so the decoder
+/// must size its window from the descriptor) holding one raw block of `content`.
+fn zstd_frame_with_window(descriptor: u8, content: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, descriptor];
+    let header = 1u32 | ((content.len() as u32) << 3); // last block, raw
+    f.extend_from_slice(&header.to_le_bytes()[..3]);
+    f.extend_from_slice(content);
+    f
+}
+
+/// The window size a zstd window descriptor gives (RFC 8878, 3.1.1.1.2).
+fn window_size(descriptor: u8) -> u64 {
+    let log = 10 + u64::from(descriptor >> 3);
+    let base = 1u64 << log;
+    base + (base / 8) * u64::from(descriptor & 7)
+}
+
+/// The CLI under an address-space limit: an attempt to allocate the window would fail
+/// (abort, or a different error) instead of giving the clean error expected.
+const ADDRESS_LIMIT: &str = "ulimit -v 786432"; // 768 MiB, in KiB
+
+#[test]
+fn zstd_window_over_512_mib_is_an_error_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = tar_of(&[("f".into(), b"window".to_vec())]);
+    // 2^29 = 512 MiB is the largest window containers/image accepts.
+    let ok = zstd_frame_with_window(19 << 3, &content);
+    assert_eq!(window_size(19 << 3), 512 * MIB);
+    let r = digest_bytes(&ok, &Options::default()).unwrap();
+    assert_eq!(r.diff_id.to_string(), openssl("sha256", &content));
+    let mut paths = vec![put(dir.path(), "w512m", &ok)];
+    for (name, descriptor) in [
+        ("w576m", (19 << 3) | 1),
+        ("w1g", 20 << 3),
+        ("w3_75t", (31 << 3) | 7),
+    ] {
+        assert!(window_size(descriptor) > 512 * MIB);
+        let frame = zstd_frame_with_window(descriptor, &content);
+        // The same after a valid first frame: the limit holds for every frame.
+        let second = [zstd(&content, &[]), frame.clone()].concat();
+        for (n, blob) in [
+            (name.to_string(), frame),
+            (format!("{name}-second"), second),
+        ] {
+            for threads in [0, 1] {
+                let opts = Options {
+                    threads,
+                    ..Options::default()
+                };
+                let e = digest_bytes(&blob, &opts).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{n}: {e}");
+                assert!(e.to_string().contains("512 MiB"), "{e}");
+            }
+            let path = put(dir.path(), &n, &blob);
+            let run = cli(
+                &[path.to_str().unwrap()],
+                Stdio::null(),
+                Some(ADDRESS_LIMIT),
+            );
+            assert_eq!(
+                run.json["error"]["kind"], "limit_exceeded",
+                "{n}: {}",
+                run.json
+            );
+            assert!(run.max_rss < RSS_LIMIT);
+            paths.push(path);
+        }
+    }
+    // containers/image draws the line at the same place.
+    let go = oracle(&paths);
+    assert!(go[0].get("error").is_none(), "{}", go[0]);
+    assert_eq!(
+        go[0]["diff_id"].as_str(),
+        Some(r.diff_id.to_string().as_str())
+    );
+    for g in &go[1..] {
+        assert!(g.get("error").is_some(), "Go accepts {g}");
+    }
+}
+
+/// Rewrites the LZMA2 dictionary size of the first block header of a single-block xz
+/// stream made by `xz` (properties byte at a fixed place) and fixes the header's CRC32.
+fn set_xz_dict(xz: &mut [u8], props: u8) {
+    let header_size = (usize::from(xz[12]) + 1) * 4;
+    let header = &mut xz[12..12 + header_size];
+    // size byte, flags (no sizes: 0x00), filter id 0x21, props size 0x01, props byte.
+    assert_eq!(&header[1..4], &[0x00, 0x21, 0x01], "xz block header layout");
+    header[4] = props;
+    let crc = crc32fast::hash(&header[..header_size - 4]);
+    header[header_size - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn xz_block_needing_more_memory_than_the_limit_is_an_error_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = tar_of(&[("f".into(), vec![b'x'; 100_000])]);
+    let base = xz(&content, &["-0"]);
+    // Dictionary sizes: props 36 = 1 GiB, 38 = 2 GiB, 40 = 4 GiB - 1.
+    for props in [36u8, 38, 40] {
+        let mut blob = base.clone();
+        set_xz_dict(&mut blob, props);
+        // The C decoder still decodes it (the dictionary size is only an upper bound).
+        let reference = must("xz", &["-dc"], &blob);
+        assert_eq!(reference, content);
+        // Over the default limit of 1 GiB: an error, quickly, in a process that could not
+        // even map the dictionary.
+        let e = digest_bytes(&blob, &Options::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded, "props {props}: {e}");
+        assert!(e.to_string().contains("decoder_memory_limit"), "{e}");
+        let path = put(dir.path(), &format!("dict{props}"), &blob);
+        let run = cli(
+            &[path.to_str().unwrap()],
+            Stdio::null(),
+            Some(ADDRESS_LIMIT),
+        );
+        assert_eq!(
+            run.json["error"]["kind"], "limit_exceeded",
+            "props {props}: {}",
+            run.json
+        );
+        assert!(run.max_rss < RSS_LIMIT);
+        // A configured lower limit applies as well.
+        let run = cli(
+            &[
+                "--memory-limit",
+                "16M",
+                put(dir.path(), "x", &base).to_str().unwrap(),
+            ],
+            Stdio::null(),
+            None,
+        );
+        assert!(run.json.get("error").is_none(), "-0 needs less than 16 MiB");
+    }
+    // A block that needs 64 MiB against a limit of 16 MiB.
+    let big = xz(&content, &["--lzma2=dict=64MiB"]);
+    let limited = Options {
+        decoder_memory_limit: 16 * MIB,
+        ..Options::default()
+    };
+    assert_eq!(
+        digest_bytes(&big, &limited).unwrap_err().kind(),
+        ErrorKind::LimitExceeded
+    );
+    assert!(digest_bytes(&big, &Options::default()).is_ok());
+}
