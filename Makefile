@@ -16,7 +16,7 @@ export GOFLAGS     := -mod=mod
 RELEASE  := target/release
 ORACLE   := target/oracle/oracle
 
-.PHONY: all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
+.PHONY: fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
 
 all build: deps
 	$(CARGO) build --release --locked
@@ -102,6 +102,15 @@ test-go: build
 bench: build
 	$(CARGO) bench --locked
 	@scripts/compare.sh
+
+# Long runs beside `make test`: every cargo-fuzz target for SECONDS each, and the bombs at
+# full size (4 GiB in every format, 16 GiB uncompressed).
+SECONDS ?= 300
+fuzz:
+	@scripts/fuzz.sh $(SECONDS)
+
+soak: oracle
+	@DIFFID_ORACLE=$(CURDIR)/$(ORACLE) scripts/soak.sh
 
 clean:
 	$(CARGO) clean
