@@ -32,7 +32,10 @@ fn pipeline(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(size));
     g.sampling_mode(SamplingMode::Flat);
     for form in Form::ALL {
-        for (label, o) in [("j1".to_string(), threads(1)), (format!("j{cores}"), threads(0))] {
+        for (label, o) in [
+            ("j1".to_string(), threads(1)),
+            (format!("j{cores}"), threads(0)),
+        ] {
             // Criterion calls the closure once per sample: check the answer once.
             let mut checked = false;
             g.bench_function(format!("{}/{label}", form.name()), |b| {

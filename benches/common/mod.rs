@@ -80,10 +80,10 @@ fn cache_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench").join("criterion-inputs").join(format!(
-        "v{GENERATOR}-{}MiB",
-        layer_size() >> 20
-    ))
+    target
+        .join("bench")
+        .join("criterion-inputs")
+        .join(format!("v{GENERATOR}-{}MiB", layer_size() >> 20))
 }
 
 /// The blob of `form`, generated on first use and cached on disk and in memory. Call it
@@ -317,7 +317,11 @@ pub fn generate_layer(size: usize) -> Vec<u8> {
         };
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(if (9..=17).contains(&kind) { 0o755 } else { 0o644 });
+        h.set_mode(if (9..=17).contains(&kind) {
+            0o755
+        } else {
+            0o644
+        });
         h.set_size(data.len() as u64);
         h.set_mtime(0);
         builder
