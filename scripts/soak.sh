@@ -43,7 +43,7 @@ if command -v valgrind >/dev/null; then
     bin=$(cargo test --release --locked --test faults --no-run --message-format=json 2>/dev/null |
         grep -o '"executable":"[^"]*faults[^"]*"' | head -n 1 | cut -d'"' -f4)
     # The quick tests: drop, cancel and the caller's bytes. Leaks of any kind fail.
-    valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+    valgrind --fair-sched=yes --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
         --show-leak-kinds=definite,indirect -q \
         "$bin" --test-threads=1 dropped_mid_stream cancel_before_during_and_after 2>&1 |
         tail -n 5
