@@ -6,6 +6,11 @@
 //! `api/*` compares the ways in: one `digest_bytes` call, `Digester::write` in 64 KiB
 //! pieces, and `Digester::read_from` (no copy into the chunks).
 //!
+//! `concurrent/*`: four layers (gzip, zstd frames, xz blocks, bzip2: one of each kind of
+//! decoder) one after the other, each with all the workers, and the same four at once from
+//! four threads sharing the process-wide worker budget. At once should take no longer than
+//! one after the other: the budget keeps the four from starting four sets of threads.
+//!
 //! Run: `cargo bench --bench pipeline` (`-- xz` to pick formats).
 
 mod common;
@@ -86,12 +91,40 @@ fn ways_in(c: &mut Criterion) {
     g.finish();
 }
 
+fn concurrent(c: &mut Criterion) {
+    let forms = [Form::Gz, Form::ZstFrames, Form::XzBlocks, Form::Bz2];
+    let o = threads(0);
+    let mut g = c.benchmark_group("concurrent");
+    g.throughput(Throughput::Bytes(layer_len() * forms.len() as u64));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("4-layers/one-after-another", |b| {
+        let blobs: Vec<_> = forms.iter().map(|&f| blob(f)).collect();
+        b.iter(|| {
+            for data in &blobs {
+                black_box(digest_bytes(data, &o).unwrap());
+            }
+        })
+    });
+    g.bench_function("4-layers/at-once", |b| {
+        let blobs: Vec<_> = forms.iter().map(|&f| blob(f)).collect();
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for data in &blobs {
+                    let o = &o;
+                    s.spawn(move || black_box(digest_bytes(data, o).unwrap()));
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = pipeline, ways_in
+    targets = pipeline, ways_in, concurrent
 }
 criterion_main!(benches);

@@ -2,9 +2,11 @@
 //! decoder.
 //!
 //! The library exports no stage on its own, so stages are measured two ways:
-//! - `hash/*` and `decode-crate/*`: the crates the library uses (`sha2`, `blake3`, `flate2`
-//!   with zlib-rs, `zstd`, `liblzma`, `bzip2`), driven the way the pipeline drives them
-//!   (512 KiB pieces);
+//! - `hash/*` and `decode-crate/*`: the crates the library builds on (`sha2`, `blake3`,
+//!   `flate2` with zlib-rs — the gzip fallback without the `isal` feature —, `zstd`,
+//!   `liblzma` on one thread and with its own multi-threaded decoder, `bzip2`), each a plain
+//!   streaming decoder read in 512 KiB pieces: what the library's own decoders (ISA-L, blocks
+//!   and frames in parallel) are measured against;
 //! - `*/api-*`: the public API on inputs that isolate one stage. Hashing: a blob that is not
 //!   tar and not compressed, on one thread, so the work is the blob hash (the tar stage gives
 //!   up at the first block). Tar parsing: the plain layer on one thread with BLAKE3, to be
