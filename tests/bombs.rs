@@ -4,8 +4,8 @@
 //!
 //! Each bomb is built cheaply: a piece of zeros is compressed once and the piece repeated
 //! (gzip members, bzip2 and xz streams, zstd frames: all legal). Its DiffID is checked
-//! against `head -c SIZE /dev/zero | openssl dgst -sha256`, and the CLI's peak RSS (from
-//! `wait4`) against a bound.
+//! against `head -c SIZE /dev/zero | openssl dgst -sha256`, and the CLI's peak RSS (its
+//! VmHWM, polled while it runs) against a bound.
 //!
 //! `make test` decodes 4 GiB of zstd and 4 GiB of uncompressed zeros, and 1 GiB in the
 //! other formats (each takes 20-30 s on 2 shared cores); `DIFFID_SOAK=1` (`make soak`) makes
@@ -86,11 +86,11 @@ struct Run {
     secs: f64,
 }
 
-/// Runs the CLI with `args` and `stdin`, measuring its peak resident memory with `wait4`.
+/// Runs the CLI with `args` and `stdin`, measuring its peak resident memory (VmHWM).
 fn cli(args: &[&str], stdin: Stdio, prefix: Option<&str>) -> Run {
     let exe = env!("CARGO_BIN_EXE_diffid");
     let mut cmd = match prefix {
-        // A shell that sets a limit and execs the CLI: same pid, so wait4 still measures it.
+        // A shell that sets a limit and execs the CLI: same pid, measured the same way.
         Some(p) => {
             let mut c = Command::new("sh");
             let line = format!("{p}; exec \"$0\" \"$@\"");
@@ -120,26 +120,59 @@ fn cli(args: &[&str], stdin: Stdio, prefix: Option<&str>) -> Run {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
         s
     });
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid out-parameter.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our child's, not yet waited for (Child::wait is never called);
-    // status and usage are valid out-parameters.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
+    // Peak RSS: the child's VmHWM, read while it runs. (wait4's ru_maxrss would not do: it
+    // includes the RSS this test process had when it forked the child.)
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                // Unreadable for a moment around exec, gone once it exited: keep polling
+                // until the waiter says it exited (it is not reaped before, so the pid stays
+                // its own).
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if let Some(kb) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak = peak.max(kb * 1024);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    // Wait for the exit without reaping, so the pid cannot be reused under the poller.
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter; the pid is our unreaped child.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(r, 0);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let max_rss = poller.join().unwrap();
+    let status = child.wait().unwrap();
     let secs = start.elapsed().as_secs_f64();
     let out = reader.join().unwrap();
     let err = err_reader.join().unwrap();
     assert!(
-        libc::WIFEXITED(status),
-        "the CLI did not exit normally (status {status:#x}): {err}"
+        status.code().is_some(),
+        "the CLI did not exit normally ({status}): {err}"
     );
     let json: Value = serde_json::from_str(out.trim())
         .unwrap_or_else(|e| panic!("CLI output {out:?} ({e}), stderr {err:?}"));
     Run {
         json,
-        // ru_maxrss is in KiB on Linux.
-        max_rss: usage.ru_maxrss as u64 * 1024,
+        max_rss,
         secs,
     }
 }

@@ -102,7 +102,10 @@ fn check(blob: &[u8], result: &diffid::Result<Report>, expect_format: Format) {
                 assert_eq!(r.diff_size, r.blob_size);
             } else {
                 let decoded = reference(detected, blob).unwrap_or_else(|e| {
-                    panic!("we decode {} bytes, the reference decoder fails: {e}", r.diff_size)
+                    panic!(
+                        "we decode {} bytes, the reference decoder fails: {e}",
+                        r.diff_size
+                    )
                 });
                 assert_eq!(r.diff_size, decoded.len() as u64, "decoded size");
                 assert_eq!(r.diff_id.to_string(), sha256(&decoded), "DiffID");
@@ -150,7 +153,10 @@ pub fn digest(format: Format, data: &[u8]) {
     }
     let whole = digest_bytes(&blob, &options(1));
     let pieces = in_pieces(&blob, &options(2), u64::from(*c0) << 8 | u64::from(*c1));
-    assert_eq!(whole, pieces, "one thread, whole vs worker threads, in pieces");
+    assert_eq!(
+        whole, pieces,
+        "one thread, whole vs worker threads, in pieces"
+    );
     check(&blob, &whole, format);
 }
 
@@ -209,7 +215,10 @@ pub fn ffi_stream(data: &[u8]) {
     let mut opts = std::ptr::null_mut();
     assert_eq!(diffid_options_new(&mut opts), diffid_code::DIFFID_OK);
     let threads = u32::from(threads % 4);
-    assert_eq!(diffid_options_set_threads(opts, threads), diffid_code::DIFFID_OK);
+    assert_eq!(
+        diffid_options_set_threads(opts, threads),
+        diffid_code::DIFFID_OK
+    );
     let max_size = match max {
         0 => None,
         m => Some(u64::from(*m) << 12),
@@ -218,7 +227,10 @@ pub fn ffi_stream(data: &[u8]) {
         diffid_options_set_max_size(opts, max_size.unwrap_or(0)),
         diffid_code::DIFFID_OK
     );
-    assert_eq!(diffid_options_set_memory_limit(opts, 64 << 20), diffid_code::DIFFID_OK);
+    assert_eq!(
+        diffid_options_set_memory_limit(opts, 64 << 20),
+        diffid_code::DIFFID_OK
+    );
     let rust_opts = Options {
         threads: threads as usize,
         max_size,
