@@ -13,8 +13,9 @@
 //! stage; `finish` (or dropping the [`Digester`]) joins every worker.
 //!
 //! Which stage runs on which thread depends on the worker threads the call gets from the
-//! process-wide budget ([`crate::budget`]; at most `Options::threads`), taken when the first
-//! full chunk arrives:
+//! process-wide budget ([`crate::budget`]; at most `Options::threads`), taken once the input's
+//! first bytes tell whether it decodes in parallel: the first full chunk, or for a zstd frame
+//! without a content size a few more (up to [`PEEK_MAX`], held back until then):
 //!
 //! | tokens | caller's thread | worker threads |
 //! |---|---|---|
@@ -27,7 +28,8 @@
 //! Decoding is what costs the most wherever it splits (xz blocks, zstd frames, bzip2
 //! blocks), so there every token but one goes to decoding, and the light DiffID hash shares
 //! the thread that puts the decoded pieces back in order. Small inputs (less than one chunk in
-//! all) and `threads == 1` run inline on the caller's thread, without starting any thread.
+//! all), uncompressed blobs (one hash: the DiffID is the blob digest) and `threads == 1` run
+//! inline on the caller's thread, without starting any thread.
 
 use std::io::{ErrorKind as IoErrorKind, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +40,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::budget::{self, Permit};
 use crate::decode::{Decode, Helpers, new_decoder, splits};
+
 use crate::detect::{Format, detect};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{Digest, Hasher};
@@ -47,6 +50,12 @@ use crate::tar::{TarParser, TarVerdict};
 
 /// Chunks in flight on each channel.
 const DEPTH: usize = 4;
+
+/// The most input held back before the workers start, while its first bytes do not yet tell
+/// whether it decodes in parallel (a zstd frame without a content size that has not ended):
+/// the stages are laid out differently for the two cases. Zstd frames written in pieces of
+/// up to several MiB (pzstd, per-chunk encoders) end within it.
+const PEEK_MAX: usize = 8 * CHUNK;
 
 type Chunk = Arc<Buf>;
 
@@ -353,12 +362,12 @@ enum BlobStage {
 }
 
 impl Workers {
-    /// Starts the workers `tokens` pay for (at least one), laid out for the input whose first
-    /// chunk is `first` (see the module documentation).
+    /// Starts the workers `tokens` pay for (at least one), laid out for an input that decodes
+    /// in parallel or not (`splits`; see the module documentation).
     fn start(
         opts: &Options,
         shared: &Arc<Shared>,
-        first: &[u8],
+        splits: bool,
         mut tokens: Permit,
     ) -> Result<Self> {
         let (decode_tx, decode_rx) = bounded::<Chunk>(DEPTH);
@@ -370,7 +379,7 @@ impl Workers {
             )
         };
         let k = tokens.count();
-        let parallel = k >= 2 && splits(detect(first), first);
+        let parallel = k >= 2 && splits;
         // The DiffID stage runs on the decoding thread with one token, or when the other
         // tokens go to decoding.
         let fold = k == 1 || parallel;
@@ -553,6 +562,8 @@ pub struct Digester {
 enum Mode {
     /// Nothing dispatched yet.
     Idle,
+    /// Full chunks held back until they tell how the input decodes (see [`PEEK_MAX`]).
+    Peek(Vec<Buf>),
     Inline(Box<Inline>),
     Threads(Workers),
     Finished,
@@ -636,24 +647,59 @@ impl Digester {
     }
 
     fn dispatch(&mut self, buf: Buf) -> Result<()> {
-        if matches!(self.mode, Mode::Idle) {
-            let max = self.opts.resolved_threads();
-            let tokens = if max <= 1 {
-                Permit::none()
-            } else {
-                budget::acquire(max)
-            };
-            self.mode = if tokens.count() == 0 {
-                Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)))
-            } else {
-                Mode::Threads(Workers::start(
-                    &self.opts,
-                    &self.shared,
-                    buf.bytes(),
-                    tokens,
-                )?)
-            };
+        match std::mem::replace(&mut self.mode, Mode::Finished) {
+            Mode::Idle if self.opts.resolved_threads() <= 1 => {
+                self.mode = Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)));
+            }
+            Mode::Idle => return self.peek(vec![buf], false),
+            Mode::Peek(mut held) => {
+                held.push(buf);
+                return self.peek(held, false);
+            }
+            mode => self.mode = mode,
         }
+        self.send(buf)
+    }
+
+    /// Holds `held` back until it tells whether the input decodes in parallel, it reaches
+    /// [`PEEK_MAX`], or the input ends (`last`); then starts the stages and sends it on.
+    fn peek(&mut self, held: Vec<Buf>, last: bool) -> Result<()> {
+        let len: usize = held.iter().map(|b| b.len()).sum();
+        let first = held[0].bytes();
+        let format = detect(first);
+        let verdict = match held.len() {
+            1 => splits(format, first),
+            _ => {
+                let prefix: Vec<u8> = held.iter().flat_map(|b| b.bytes()).copied().collect();
+                splits(format, &prefix)
+            }
+        };
+        let parallel = match verdict {
+            Some(parallel) => parallel,
+            None if last || len >= PEEK_MAX => false,
+            None => {
+                self.mode = Mode::Peek(held);
+                return Ok(());
+            }
+        };
+        // An uncompressed blob is one hash (its DiffID is its blob digest) and a tar parse that
+        // skips file contents: handing chunks to another thread costs more than it saves.
+        let tokens = match format {
+            Format::None => Permit::none(),
+            _ => budget::acquire(self.opts.resolved_threads()),
+        };
+        self.mode = if tokens.count() == 0 {
+            Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)))
+        } else {
+            let workers = Workers::start(&self.opts, &self.shared, parallel, tokens)
+                .inspect_err(|e| self.shared.fail(e.clone()))?;
+            Mode::Threads(workers)
+        };
+        held.into_iter().try_for_each(|buf| self.send(buf))
+    }
+
+    /// Hands a chunk to the running stages.
+    fn send(&mut self, buf: Buf) -> Result<()> {
         let chunk = Arc::new(buf);
         match &mut self.mode {
             Mode::Inline(inline) => inline
@@ -667,7 +713,9 @@ impl Digester {
                 }
                 Ok(())
             }
-            Mode::Idle | Mode::Finished => unreachable!("dispatch before start or after finish"),
+            Mode::Idle | Mode::Peek(_) | Mode::Finished => {
+                unreachable!("dispatch before start or after finish")
+            }
         }
     }
 
@@ -681,14 +729,30 @@ impl Digester {
             ));
         }
         let last = self.current.take().filter(|b| b.len() > 0);
-        if matches!(self.mode, Mode::Idle) {
+        let result = match (std::mem::replace(&mut self.mode, Mode::Finished), last) {
+            // Running workers are joined below; nothing else is left to do.
+            (Mode::Threads(workers), _) if self.shared.failed() => {
+                self.mode = Mode::Threads(workers);
+                Ok(())
+            }
+            (_, _) if self.shared.failed() => {
+                return Err(self
+                    .shared
+                    .error_or(|| Error::new(ErrorKind::Internal, "stopped")));
+            }
             // Less than one chunk in all: no thread is worth starting.
-            self.mode = Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)));
-        }
-        let result = match (self.shared.error(), last) {
-            (Some(err), _) => Err(err),
-            (None, Some(buf)) => self.dispatch(buf),
-            (None, None) => Ok(()),
+            (Mode::Idle, last) => {
+                self.mode = Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)));
+                last.map_or(Ok(()), |buf| self.send(buf))
+            }
+            (Mode::Peek(mut held), last) => {
+                held.extend(last);
+                self.peek(held, true)
+            }
+            (mode, last) => {
+                self.mode = mode;
+                last.map_or(Ok(()), |buf| self.send(buf))
+            }
         };
         match std::mem::replace(&mut self.mode, Mode::Finished) {
             Mode::Inline(inline) => result.and_then(|()| inline.finish(&self.opts)),
@@ -703,7 +767,7 @@ impl Digester {
                     _ => Err(Error::new(ErrorKind::Internal, "a worker thread panicked")),
                 }
             }
-            Mode::Idle | Mode::Finished => unreachable!("the mode was set above"),
+            Mode::Idle | Mode::Peek(_) | Mode::Finished => unreachable!("the mode was set above"),
         }
     }
 }

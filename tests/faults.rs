@@ -230,8 +230,14 @@ fn a_digester_dropped_mid_stream_joins_its_workers() {
         for cut in [100, 600 << 10, blob.len() / 2, blob.len()] {
             let mut d = Digester::new(&Options::default()).unwrap();
             d.write(&blob[..cut]).unwrap();
-            if cut >= 512 << 10 {
-                assert!(workers() > 0, "{format}: workers started");
+            match format {
+                // One hash and a tar parse: always on the caller's thread.
+                Format::None => assert_eq!(workers(), 0, "uncompressed: no worker"),
+                // A frame without a content size is held back (up to 4 MiB) until it tells
+                // whether the input decodes in parallel: the workers may not have started.
+                Format::Zstd => {}
+                _ if cut >= 512 << 10 => assert!(workers() > 0, "{format}: workers started"),
+                _ => {}
             }
             drop(d);
             assert_joined(&format!("{format} dropped after {cut} bytes"));

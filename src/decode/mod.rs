@@ -75,15 +75,17 @@ pub(crate) fn new_decoder(
     }))
 }
 
-/// Whether the input whose first bytes are `first` (a whole pipeline chunk) is likely to be
-/// decoded in parallel: several xz blocks with sizes in their headers, bzip2 (blocks), several
-/// small zstd frames. The pipeline then gives the decoder helper threads and takes the DiffID
-/// stage onto the decoding thread; otherwise it keeps the stages on threads of their own.
-pub(crate) fn splits(format: Format, first: &[u8]) -> bool {
+/// Whether the input whose first bytes are `prefix` (one or more whole pipeline chunks) is
+/// likely to be decoded in parallel: several xz blocks with sizes in their headers, bzip2
+/// (blocks), several small zstd frames. The pipeline then gives the decoder helper threads and
+/// takes the DiffID stage onto the decoding thread; otherwise it keeps the stages on threads
+/// of their own. `None`: the prefix does not tell yet (a zstd frame without a content size
+/// that has not ended in it); the pipeline reads on, up to a limit.
+pub(crate) fn splits(format: Format, prefix: &[u8]) -> Option<bool> {
     match format {
-        Format::Bzip2 => true,
-        Format::Xz => xz::splits(first),
-        Format::Zstd => zstd::splits(first),
-        Format::None | Format::Gzip => false,
+        Format::Bzip2 => Some(true),
+        Format::Xz => Some(xz::splits(prefix)),
+        Format::Zstd => zstd::splits(prefix),
+        Format::None | Format::Gzip => Some(false),
     }
 }

@@ -282,17 +282,18 @@ impl Walker {
     }
 }
 
-/// Whether a zstd input whose first bytes are `first` is worth decoding in parallel: its
-/// first frame is small (it says so in its header, or it ends within `first` and another
-/// frame follows).
-pub(crate) fn splits(first: &[u8]) -> bool {
+/// Whether a zstd input whose first bytes are `prefix` is worth decoding in parallel: its
+/// first frame is small (it says so in its header, or it ends within `prefix` and another
+/// frame follows). `None` when the first frame has no content size and goes on past `prefix`.
+pub(crate) fn splits(prefix: &[u8]) -> Option<bool> {
     let mut w = Walker::default();
-    match w.walk(first) {
-        Walk::Frame => first
+    match w.walk(prefix) {
+        Walk::Frame => prefix
             .get(w.cursor..w.cursor + 4)
-            .is_some_and(|m| u32::from_le_bytes(m.try_into().unwrap()) == ZSTD_MAGIC),
-        Walk::Need(_) => w.content_size.is_some(),
-        Walk::Skip(_) | Walk::Stream => false,
+            .map(|m| u32::from_le_bytes(m.try_into().unwrap()) == ZSTD_MAGIC),
+        Walk::Need(_) if w.content_size.is_some() => Some(true),
+        Walk::Need(_) => None,
+        Walk::Skip(_) | Walk::Stream => Some(false),
     }
 }
 
@@ -902,17 +903,25 @@ mod tests {
     #[test]
     fn splits_wants_small_frames() {
         let data = payload(700_000, 5);
-        assert!(splits(&frames(&data, 100_000, &["-1"])));
-        assert!(splits(&frames(
-            &data,
-            100_000,
-            &["-1", "--no-content-size"]
-        )));
-        assert!(!splits(&zstd(&["-1"], &data)));
-        assert!(!splits(
-            &zstd(&["-1", "--no-content-size"], &data)[..100_000]
-        ));
-        assert!(!splits(b"\x28\xb5\x2f"));
+        assert_eq!(splits(&frames(&data, 100_000, &["-1"])), Some(true));
+        assert_eq!(
+            splits(&frames(&data, 100_000, &["-1", "--no-content-size"])),
+            Some(true)
+        );
+        // A frame without a content size: undecided until it ends or the prefix is long.
+        let one = zstd(&["-1", "--no-content-size"], &data);
+        assert_eq!(splits(&one[..100_000]), None);
+        assert_eq!(splits(&one), None, "one frame, and nothing yet after it");
+        let mut two = one.clone();
+        two.extend_from_slice(&one);
+        assert_eq!(splits(&two), Some(true));
+        let mut then_skippable = one.clone();
+        then_skippable.extend_from_slice(b"\x50\x2a\x4d\x18\0\0\0\0");
+        assert_eq!(splits(&then_skippable), Some(false));
+        assert_eq!(splits(b"\x28\xb5\x2f"), None);
+        // A large content size says at once: one big frame.
+        let big = zstd(&["-1"], &vec![7u8; 100 << 20]);
+        assert_eq!(splits(&big), Some(false));
     }
 
     #[test]
