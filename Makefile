@@ -104,7 +104,7 @@ bench: build
 	@scripts/compare.sh
 
 # Long runs beside `make test`: every cargo-fuzz target for FUZZ_SECONDS each, and the bombs
-# at full size (4 GiB in every format, 16 GiB uncompressed).
+# at 16 GiB in every format (make test runs them at 4 GiB).
 FUZZ_SECONDS ?= 300
 fuzz:
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
