@@ -311,10 +311,12 @@ fn stop_if_failed(shared: &Shared) -> Result<()> {
 }
 
 impl Inline {
-    fn new(opts: &Options, shared: &Arc<Shared>) -> Self {
+    /// `helpers`: for an input that decodes in parallel, the helper threads its decoder may
+    /// take from the budget later (a call that found the budget spent starts inline).
+    fn new(opts: &Options, shared: &Arc<Shared>, helpers: Helpers) -> Self {
         Inline {
             blob: Hasher::new(opts.algorithm),
-            decode: DecodeStage::new(opts, Helpers::none()),
+            decode: DecodeStage::new(opts, helpers),
             diff: DiffStage::new(opts),
             shared: Arc::clone(shared),
         }
@@ -379,15 +381,12 @@ impl Workers {
             )
         };
         let k = tokens.count();
-        let parallel = k >= 2 && splits;
         // The DiffID stage runs on the decoding thread with one token, or when the other
-        // tokens go to decoding.
-        let fold = k == 1 || parallel;
-        let helpers = if parallel {
-            Helpers {
-                permit: tokens.split(k - 1),
-                max: opts.resolved_threads().saturating_sub(1),
-            }
+        // tokens go to decoding. A decoder that splits its input gets the other tokens (maybe
+        // none) and may take more from the budget as other calls give theirs back.
+        let fold = k == 1 || splits;
+        let helpers = if splits {
+            Helpers::up_to(opts, tokens.split(k - 1))
         } else {
             Helpers::none()
         };
@@ -649,7 +648,11 @@ impl Digester {
     fn dispatch(&mut self, buf: Buf) -> Result<()> {
         match std::mem::replace(&mut self.mode, Mode::Finished) {
             Mode::Idle if self.opts.resolved_threads() <= 1 => {
-                self.mode = Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)));
+                self.mode = Mode::Inline(Box::new(Inline::new(
+                    &self.opts,
+                    &self.shared,
+                    Helpers::none(),
+                )));
             }
             Mode::Idle => return self.peek(vec![buf], false),
             Mode::Peek(mut held) => {
@@ -689,7 +692,11 @@ impl Digester {
             _ => budget::acquire(self.opts.resolved_threads()),
         };
         self.mode = if tokens.count() == 0 {
-            Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)))
+            let helpers = match parallel {
+                true => Helpers::up_to(&self.opts, Permit::none()),
+                false => Helpers::none(),
+            };
+            Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared, helpers)))
         } else {
             let workers = Workers::start(&self.opts, &self.shared, parallel, tokens)
                 .inspect_err(|e| self.shared.fail(e.clone()))?;
@@ -742,7 +749,11 @@ impl Digester {
             }
             // Less than one chunk in all: no thread is worth starting.
             (Mode::Idle, last) => {
-                self.mode = Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared)));
+                self.mode = Mode::Inline(Box::new(Inline::new(
+                    &self.opts,
+                    &self.shared,
+                    Helpers::none(),
+                )));
                 last.map_or(Ok(()), |buf| self.send(buf))
             }
             (Mode::Peek(mut held), last) => {

@@ -46,6 +46,15 @@ impl Helpers {
             max: 0,
         }
     }
+
+    /// Starts with the tokens of `permit` (maybe none) and may grow, taking tokens from the
+    /// budget when jobs wait, to one helper fewer than the call's threads.
+    pub(crate) fn up_to(opts: &Options, permit: Permit) -> Helpers {
+        Helpers {
+            permit,
+            max: opts.resolved_threads().saturating_sub(1),
+        }
+    }
 }
 
 /// A decoder for `format` configured by `opts`, or `None` for uncompressed blobs. Decoders
@@ -57,7 +66,7 @@ pub(crate) fn new_decoder(
     opts: &Options,
     helpers: Helpers,
 ) -> Result<Option<Box<dyn Decode>>> {
-    let parallel = helpers.max > 0 && helpers.permit.count() > 0;
+    let parallel = helpers.max > 0;
     Ok(Some(match format {
         Format::None => return Ok(None),
         Format::Gzip => Box::new(gzip::GzipDecoder::new(opts.lenient_gzip)),

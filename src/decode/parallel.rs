@@ -77,9 +77,10 @@ pub(crate) struct Crew<S: Send + 'static, R: Send + 'static> {
 }
 
 impl<S: Send + 'static, R: Send + 'static> Crew<S, R> {
-    /// A crew with one helper per token of `permit`, growing to at most `max_helpers` when
-    /// the budget allows; `None` when no helper thread could be had (the decoder then
-    /// decodes alone, sequentially). `new_state` makes each thread's state.
+    /// A crew with one helper per token of `permit` (maybe none: the leader then runs the
+    /// jobs itself), growing to at most `max_helpers` when the budget allows; `None` when
+    /// `max_helpers` is 0 (the decoder then decodes alone, sequentially). `new_state` makes
+    /// each thread's state.
     pub(crate) fn new(
         permit: Permit,
         max_helpers: usize,
@@ -112,7 +113,7 @@ impl<S: Send + 'static, R: Send + 'static> Crew<S, R> {
         while permit.count() > 0 {
             crew.spawn(permit.split(1));
         }
-        (!crew.threads.is_empty()).then_some(crew)
+        (max_helpers > 0).then_some(crew)
     }
 
     /// Starts one helper holding `token`; gives the token back if the thread cannot start.
