@@ -8,10 +8,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::{Rng, must, tar_of};
-use diffid::{Options, digest_bytes};
+use diffid::{Digester, Options, digest_bytes};
 
 fn threads_now() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+/// The names of the process's diffid worker threads (all are named `diffid-…`).
+fn workers_now() -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim_end().to_string())
+        .filter(|c| c.starts_with("diffid-"))
+        .collect()
 }
 
 #[test]
@@ -89,4 +101,45 @@ fn concurrent_digests_share_the_budget() {
         "{} threads left, {base} before",
         threads_now()
     );
+
+    late_helpers();
+}
+
+/// A call that found the budget spent starts on its caller's thread alone; once another call
+/// gives its tokens back, its decoder takes them for helper threads.
+fn late_helpers() {
+    let chunk = 512 << 10;
+    // 6 MB that bzip2 cannot shrink: 6 MB of input in 60 blocks.
+    let layer = tar_of(&[("random".into(), Rng::new(9).bytes(6_000_000, false))]);
+    let bzip2 = &must("bzip2", &["-c", "-1"], &layer);
+    let one = Options {
+        threads: 1,
+        ..Options::default()
+    };
+    let want = &digest_bytes(bzip2, &one).unwrap();
+    // The first call holds the whole budget (two tokens) while it is open.
+    let mut first = Digester::new(&Options::default()).unwrap();
+    first.write(&bzip2[..2 * chunk]).unwrap();
+    let held = workers_now();
+    assert_eq!(held.len(), 2, "the first call's workers: {held:?}");
+    // The second starts with none.
+    let mut second = Digester::new(&Options::default()).unwrap();
+    second.write(&bzip2[..2 * chunk]).unwrap();
+    assert_eq!(workers_now().len(), 2, "{:?}", workers_now());
+    // The first ends: its tokens go back.
+    first.write(&bzip2[2 * chunk..]).unwrap();
+    assert_eq!(&first.finish().unwrap(), want);
+    assert!(workers_now().is_empty(), "{:?}", workers_now());
+    // The second's decoder takes them as its jobs wait.
+    let mut seen = Vec::new();
+    for piece in bzip2[2 * chunk..].chunks(64 << 10) {
+        second.write(piece).unwrap();
+        seen.extend(workers_now());
+    }
+    assert_eq!(&second.finish().unwrap(), want);
+    assert!(
+        seen.iter().any(|n| n.starts_with("diffid-bzip2")),
+        "no helper joined the call that started without tokens: {seen:?}"
+    );
+    assert!(workers_now().is_empty(), "{:?}", workers_now());
 }
