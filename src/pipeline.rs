@@ -40,7 +40,6 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::budget::{self, Permit};
 use crate::decode::{Decode, Helpers, new_decoder, splits};
-
 use crate::detect::{Format, detect};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{Digest, Hasher};
