@@ -697,9 +697,15 @@ impl Digester {
             };
             Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared, helpers)))
         } else {
-            let workers = Workers::start(&self.opts, &self.shared, parallel, tokens)
-                .inspect_err(|e| self.shared.fail(e.clone()))?;
-            Mode::Threads(workers)
+            match Workers::start(&self.opts, &self.shared, parallel, tokens) {
+                Ok(workers) => Mode::Threads(workers),
+                Err(e) => {
+                    // Later calls see the error, not a misuse.
+                    self.shared.fail(e.clone());
+                    self.mode = Mode::Idle;
+                    return Err(e);
+                }
+            }
         };
         held.into_iter().try_for_each(|buf| self.send(buf))
     }
@@ -777,7 +783,12 @@ impl Digester {
                     _ => Err(Error::new(ErrorKind::Internal, "a worker thread panicked")),
                 }
             }
-            Mode::Idle | Mode::Peek(_) | Mode::Finished => unreachable!("the mode was set above"),
+            // The stages could not start: `result` has the error.
+            Mode::Idle | Mode::Peek(_) | Mode::Finished => result.and_then(|()| {
+                Err(self
+                    .shared
+                    .error_or(|| Error::new(ErrorKind::Internal, "no stage ran")))
+            }),
         }
     }
 }

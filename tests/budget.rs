@@ -120,6 +120,11 @@ fn late_helpers() {
     // The first call holds the whole budget (two tokens) while it is open.
     let mut first = Digester::new(&Options::default()).unwrap();
     first.write(&bzip2[..2 * chunk]).unwrap();
+    // Its decoder makes its crew on the decoding thread, soon after the first chunk.
+    let start = std::time::Instant::now();
+    while workers_now().len() < 2 && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let held = workers_now();
     assert_eq!(held.len(), 2, "the first call's workers: {held:?}");
     // The second starts with none.
