@@ -123,3 +123,31 @@ fn big_layers_give_one_answer_and_containers_images() {
         assert_eq!(one.is_ok(), !bad, "{name}: {one:?}");
     }
 }
+
+/// Found by the digest_zstd fuzz target: a frame whose header says it holds 256 bytes and
+/// whose corrupt block decodes to more. Decoded whole into a buffer of the frame's size (the
+/// parallel path), libzstd called it "Destination buffer is too small"; streamed (the
+/// sequential path), "Data corruption detected". The answer must not depend on the threads.
+#[test]
+fn a_frame_decoding_past_its_content_size_fails_alike_on_every_path() {
+    let frame = decode_hex(
+        "28b52ffd47840000000000000000000000000a000000000c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c\
+         0c0c0c0c0cff060c0c0c0c0c0c0c0c000000070c0c0c0c0c0c0c0000000000000000000000000000000000\
+         00000000000000000010070010ffff0002001000020010100200100002001000020010000200100003001000\
+         f13e16e1",
+    );
+    let blob = frame.repeat((600 << 10) / frame.len() + 1);
+    let one = digest_with(&blob, 1).unwrap_err();
+    for threads in [0, 2, 4] {
+        let many = digest_with(&blob, threads).unwrap_err();
+        assert_eq!(many, one, "threads = {threads}");
+    }
+    assert_eq!(one.kind(), diffid::ErrorKind::Corrupt, "{one}");
+}
+
+fn decode_hex(hex: &str) -> Vec<u8> {
+    let hex: Vec<u8> = hex.bytes().filter(u8::is_ascii_hexdigit).collect();
+    hex.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}

@@ -110,6 +110,17 @@ fn zstd_error(code: usize, between_frames: bool) -> Error {
                 "frame window larger than 512 MiB (containers/image's limit)",
             );
         }
+        // dstSize_tooSmall: our output buffers never are, so the frame decodes to more than
+        // its header says. libzstd reports that as corruption_detected when it streams and
+        // as this when it decodes the whole frame into a buffer of the declared size (the
+        // parallel path; or the sequential one, when a whole frame fits in the input): one
+        // answer, whatever the threads.
+        70 => {
+            return Error::new(
+                ErrorKind::Corrupt,
+                "invalid frame: Data corruption detected",
+            );
+        }
         12 | 14 | 40 | 42 => ErrorKind::Unsupported,
         _ => ErrorKind::Corrupt,
     };
