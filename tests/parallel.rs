@@ -124,25 +124,40 @@ fn big_layers_give_one_answer_and_containers_images() {
     }
 }
 
-/// Found by the digest_zstd fuzz target: a frame whose header says it holds 256 bytes and
-/// whose corrupt block decodes to more. Decoded whole into a buffer of the frame's size (the
-/// parallel path), libzstd called it "Destination buffer is too small"; streamed (the
-/// sequential path), "Data corruption detected". The answer must not depend on the threads.
+/// Found by the digest_zstd fuzz target: frames that say they hold 256 bytes and whose
+/// corrupt blocks decode to something else. libzstd names the first check that fails, and
+/// that depends on whether it decodes the frame whole into a buffer of its declared size
+/// (the parallel path) or streams it: "Destination buffer is too small" (which the decoder
+/// words as the corruption it is), "Restored data doesn't match checksum" or "Data corruption
+/// detected". Every path must give a corrupt-data error at the frame, and no digest.
 #[test]
 fn a_frame_decoding_past_its_content_size_fails_alike_on_every_path() {
-    let frame = decode_hex(
+    let frames = [
         "28b52ffd47840000000000000000000000000a000000000c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c\
          0c0c0c0c0cff060c0c0c0c0c0c0c0c000000070c0c0c0c0c0c0c0000000000000000000000000000000000\
          00000000000000000010070010ffff0002001000020010100200100002001000020010000200100003001000\
          f13e16e1",
-    );
-    let blob = frame.repeat((600 << 10) / frame.len() + 1);
-    let one = digest_with(&blob, 1).unwrap_err();
-    for threads in [0, 2, 4] {
-        let many = digest_with(&blob, threads).unwrap_err();
-        assert_eq!(many, one, "threads = {threads}");
+        "28b52ffd47000000000000000000000000000000000100000000000028b52ffd0c0ce70c0c0c0c0c0c0c0c\
+         0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c000000000000000000010000000000001000000c0c0d0c0c250c0c0c\
+         0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0cff00eb000200\
+         102effff",
+    ];
+    for (i, hex) in frames.iter().enumerate() {
+        let frame = decode_hex(hex);
+        let blob = frame.repeat((600 << 10) / frame.len() + 1);
+        let one = digest_with(&blob, 1).unwrap_err();
+        assert_eq!(one.kind(), diffid::ErrorKind::Corrupt, "{i}: {one}");
+        assert_eq!(one.offset(), Some(0), "{i}: {one}");
+        for threads in [0, 2, 4] {
+            let many = digest_with(&blob, threads).unwrap_err();
+            assert_eq!(
+                (many.kind(), many.format(), many.offset()),
+                (one.kind(), one.format(), one.offset()),
+                "{i}, threads = {threads}: {many} / {one}"
+            );
+            assert!(!many.message().contains("too small"), "{many}");
+        }
     }
-    assert_eq!(one.kind(), diffid::ErrorKind::Corrupt, "{one}");
 }
 
 fn decode_hex(hex: &str) -> Vec<u8> {

@@ -59,8 +59,10 @@ impl Helpers {
 
 /// A decoder for `format` configured by `opts`, or `None` for uncompressed blobs. Decoders
 /// that can split their input (xz, zstd, bzip2) decode on `helpers` too; with none, or for
-/// inputs that do not split, they decode sequentially. Either way the output and the errors
-/// are the same.
+/// inputs that do not split, they decode sequentially. Either way the output is the same, and
+/// so is every error's kind and offset; only the wording of a corrupt zstd frame may differ
+/// (libzstd names the first check that fails, which depends on whether it decodes the frame
+/// whole or streams it).
 pub(crate) fn new_decoder(
     format: Format,
     opts: &Options,
