@@ -5,7 +5,8 @@
 #   make test       every test: Rust (against the Go reference), C ABI, Go package
 #   make bench      criterion benches and the comparison with the peers
 #   make header     regenerate include/diffid.h with cbindgen
-#   make install    PREFIX=/usr/local: libraries, header, diffid.pc, CLI
+#   make install    PREFIX=/usr/local: what `make` built, stripped (no build, no cargo)
+#   make uninstall  PREFIX=/usr/local: removes what make install installed
 
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
@@ -14,12 +15,25 @@ export GOTOOLCHAIN := local
 export GOFLAGS     := -mod=mod
 
 RELEASE  := target/release
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR    := $(firstword $(subst ., ,$(VERSION)))
 ORACLE   := target/oracle/oracle
+# Uninstalled pkg-config files of this checkout's build (scripts/pkgconfig.sh): the Go tests
+# and the C programs of the tests link through them, as an importer links the installed ones.
+PCDIR    := $(CURDIR)/target/pkgconfig
+# Written last by `make`: make install refuses files cargo rebuilt after it.
+BUILT    := $(RELEASE)/.make-build
 
-.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
+.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-packaging test-real header header-check cbindgen-tool oracle bench install uninstall clean
 
+# After cargo: libdiffid.a made to export only diffid_* (scripts/isolate-staticlib.sh), the
+# libdiffid.so.$(MAJOR) link the SONAME asks for, and the uninstalled pkg-config files.
 all build: deps
 	$(CARGO) build --release --locked
+	@scripts/isolate-staticlib.sh $(RELEASE)/libdiffid.a
+	ln -sf libdiffid.so $(RELEASE)/libdiffid.so.$(MAJOR)
+	@scripts/pkgconfig.sh $(PCDIR) $(CURDIR) $(CURDIR)/$(RELEASE) $(CURDIR)/include $(VERSION) uninstalled
+	@touch $(BUILT)
 
 # Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config, the
 # autotools and nasm that the static ISA-L build needs).
@@ -34,7 +48,7 @@ $(ORACLE): tests/oracle/main.go tests/oracle/go.mod tests/oracle/go.sum
 demo: build
 	@scripts/demo.sh $(RELEASE)/diffid
 
-test: oracle test-rust test-ffi test-go test-real deny
+test: oracle test-rust test-ffi test-go test-packaging test-real deny
 	@echo "make test: all suites passed"
 
 test-rust: deps oracle
@@ -63,15 +77,28 @@ header: cbindgen-tool
 header-check: cbindgen-tool
 	@$(CBINDGEN) --verify || { echo "include/diffid.h is stale: run 'make header'"; exit 1; }
 
-# Installs lib/libdiffid.so.$(VERSION) (SONAME libdiffid.so.$(MAJOR), set by build.rs) with
-# its links, lib/libdiffid.a, include/diffid.h, lib/pkgconfig/diffid.pc and bin/diffid.
-VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-MAJOR    := $(firstword $(subst ., ,$(VERSION)))
-LIBDIR   := $(DESTDIR)$(PREFIX)/lib
-# The native libraries the static library needs (rustc --print native-static-libs).
-LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl
+# Installs what `make` built, never building (so `sudo make install` runs no cargo as root):
+# lib/libdiffid.so.$(VERSION) (SONAME libdiffid.so.$(MAJOR), set by build.rs) with its links,
+# lib/libdiffid.a (exports only diffid_*), include/diffid.h, lib/pkgconfig/diffid.pc and
+# diffid-static.pc (scripts/pkgconfig.sh) and bin/diffid. The installed copies are stripped
+# (the release profile keeps line tables for backtraces and profilers); the libraries keep
+# their symbol tables. DEBUGDIR=DIR (e.g. $(PREFIX)/lib/debug) also installs each file's
+# debug info there, linked to it by a .gnu_debuglink.
+STRIP    ?= strip
+OBJCOPY  ?= objcopy
+DEBUGDIR ?=
+INSTALLED := $(LIBDIR)/libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR) \
+	$(LIBDIR)/libdiffid.so $(LIBDIR)/libdiffid.a $(DESTDIR)$(PREFIX)/include/diffid.h \
+	$(LIBDIR)/pkgconfig/diffid.pc $(LIBDIR)/pkgconfig/diffid-static.pc \
+	$(DESTDIR)$(PREFIX)/bin/diffid
 
-install: build
+install:
+	@for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid $(BUILT); do \
+		[ -e $$f ] || { echo "make install: $$f is missing: run 'make' first (as yourself; install builds nothing)" >&2; exit 1; }; \
+	done; \
+	for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid; do \
+		[ $$f -nt $(BUILT) ] && { echo "make install: $$f was rebuilt after 'make' finished: run 'make' again" >&2; exit 1; }; \
+	done; true
 	install -d $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(RELEASE)/libdiffid.so $(LIBDIR)/libdiffid.so.$(VERSION)
 	ln -sf libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR)
@@ -79,21 +106,37 @@ install: build
 	install -m 644 $(RELEASE)/libdiffid.a $(LIBDIR)/libdiffid.a
 	install -m 644 include/diffid.h $(DESTDIR)$(PREFIX)/include/diffid.h
 	install -m 755 $(RELEASE)/diffid $(DESTDIR)$(PREFIX)/bin/diffid
-	printf '%s\n' \
-		'prefix=$(PREFIX)' \
-		'libdir=$${prefix}/lib' \
-		'includedir=$${prefix}/include' \
-		'' \
-		'Name: diffid' \
-		'Description: Blob digest, DiffID and tar verdict of a container image layer in one pass' \
-		'Version: $(VERSION)' \
-		'Libs: -L$${libdir} -ldiffid' \
-		'Libs.private: $(LIBS_PRIVATE)' \
-		'Cflags: -I$${includedir}' \
-		> $(LIBDIR)/pkgconfig/diffid.pc
+	@if [ -n "$(DEBUGDIR)" ]; then \
+		install -d $(DESTDIR)$(DEBUGDIR) && \
+		for f in $(LIBDIR)/libdiffid.so.$(VERSION) $(DESTDIR)$(PREFIX)/bin/diffid; do \
+			$(OBJCOPY) --only-keep-debug $$f $(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug && \
+			$(OBJCOPY) --add-gnu-debuglink=$(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug $$f || exit 1; \
+		done; \
+	fi
+	$(STRIP) --strip-unneeded $(LIBDIR)/libdiffid.so.$(VERSION)
+	$(STRIP) --strip-debug $(LIBDIR)/libdiffid.a
+	$(STRIP) $(DESTDIR)$(PREFIX)/bin/diffid
+	@scripts/pkgconfig.sh $(LIBDIR)/pkgconfig $(PREFIX) $(PREFIX)/lib $(PREFIX)/include $(VERSION)
 
+uninstall:
+	rm -f $(INSTALLED)
+	@[ -z "$(DEBUGDIR)" ] || rm -f $(DESTDIR)$(DEBUGDIR)/libdiffid.so.$(VERSION).debug $(DESTDIR)$(DEBUGDIR)/diffid.debug
+
+# The Go package (go/, needs only go-digest) and its comparison with containers/image
+# (go/compat, a module of its own), linked through the uninstalled pkg-config files: the
+# package dynamically (the rpath finds target/release/libdiffid.so.0), go/compat with the
+# diffid_static tag (libdiffid.a).
+GO_ENV := CGO_ENABLED=1 PKG_CONFIG_PATH=$(PCDIR)
 test-go: build
-	cd go && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	cd go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd go/compat && $(GO_ENV) $(GO) vet -tags diffid_static ./... && \
+		$(GO_ENV) $(GO) test -tags diffid_static -race -count=1 ./...
+
+# Packaging against `make install` into a temporary prefix: the symbols of both libraries,
+# linking through pkg-config (dynamic, static, diffid-static), the static library beside the
+# system's liblzma, a vendored Go module, CGO_ENABLED=0, make uninstall.
+test-packaging: build
+	@scripts/packaging-test.sh
 
 # Criterion benches of each stage and each format (target/criterion, a few minutes), then
 # diffid against the peers on a realistic layer of installed files: target/bench/results.md,

@@ -33,8 +33,8 @@
 // time, except that its context may be cancelled from anywhere.
 package diffid
 
-// #cgo CFLAGS: -I${SRCDIR}/../include
-// #cgo LDFLAGS: ${SRCDIR}/../target/release/libdiffid.a -lm -ldl -lpthread
+// The C library is found through pkg-config: link.go, link_static.go.
+
 // #include <stdlib.h>
 // #include "diffid.h"
 import "C"
