@@ -21,7 +21,7 @@ ORACLE   := target/oracle/oracle
 # Uninstalled pkg-config files of this checkout's build (scripts/pkgconfig.sh): the Go tests
 # and the C programs of the tests link through them, as an importer links the installed ones.
 PCDIR    := $(CURDIR)/target/pkgconfig
-# Written last by `make`: make install refuses files cargo rebuilt after it.
+# Written last by `make`; make install refuses a tree without it.
 BUILT    := $(RELEASE)/.make-build
 
 .PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-packaging test-real header header-check cbindgen-tool oracle bench install uninstall clean
@@ -84,6 +84,7 @@ header-check: cbindgen-tool
 # (the release profile keeps line tables for backtraces and profilers); the libraries keep
 # their symbol tables. DEBUGDIR=DIR (e.g. $(PREFIX)/lib/debug) also installs each file's
 # debug info there, linked to it by a .gnu_debuglink.
+LIBDIR   := $(DESTDIR)$(PREFIX)/lib
 STRIP    ?= strip
 OBJCOPY  ?= objcopy
 DEBUGDIR ?=
@@ -93,12 +94,12 @@ INSTALLED := $(LIBDIR)/libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR) \
 	$(DESTDIR)$(PREFIX)/bin/diffid
 
 install:
+	@[ -n "$(PREFIX)" ] || { echo "make install: PREFIX is empty" >&2; exit 1; }
 	@for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid $(BUILT); do \
 		[ -e $$f ] || { echo "make install: $$f is missing: run 'make' first (as yourself; install builds nothing)" >&2; exit 1; }; \
-	done; \
-	for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid; do \
-		[ $$f -nt $(BUILT) ] && { echo "make install: $$f was rebuilt after 'make' finished: run 'make' again" >&2; exit 1; }; \
-	done; true
+	done
+	@[ "$$(ar t $(RELEASE)/libdiffid.a)" = diffid.o ] || { \
+		echo "make install: $(RELEASE)/libdiffid.a is cargo's, not make's (it exports its bundled libraries): run 'make' again" >&2; exit 1; }
 	install -d $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(RELEASE)/libdiffid.so $(LIBDIR)/libdiffid.so.$(VERSION)
 	ln -sf libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR)
@@ -119,6 +120,7 @@ install:
 	@scripts/pkgconfig.sh $(LIBDIR)/pkgconfig $(PREFIX) $(PREFIX)/lib $(PREFIX)/include $(VERSION)
 
 uninstall:
+	@[ -n "$(PREFIX)" ] || { echo "make uninstall: PREFIX is empty" >&2; exit 1; }
 	rm -f $(INSTALLED)
 	@[ -z "$(DEBUGDIR)" ] || rm -f $(DESTDIR)$(DEBUGDIR)/libdiffid.so.$(VERSION).debug $(DESTDIR)$(DEBUGDIR)/diffid.debug
 
