@@ -5,9 +5,11 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use diffid::{Algorithm, Digester, Error, ErrorKind, Options, Report};
 use serde_json::{Value, json};
+
+mod cli_version;
 
 /// Compute a container image layer's blob digest and DiffID in one pass, exactly as
 /// Podman, Skopeo and Buildah (containers/image) compute them.
@@ -82,7 +84,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` also names each decoder backend and its version (`-V`: the version only).
+    let command = Cli::command().long_version(cli_version::long_version().leak() as &str);
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let opts = Options {
         algorithm: cli
             .algorithm

@@ -210,3 +210,46 @@ fn usage_errors_exit_2() {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn version_names_each_decoder_backend() {
+    let out = diffid(&["--version"], b"");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("diffid {0} (library {0})", env!("CARGO_PKG_VERSION"))
+    );
+    // The versions of the liblzma and libzstd this test links, which are the tool's.
+    // SAFETY: lzma_version_string returns a pointer to a static NUL-terminated string.
+    let lzma = unsafe { std::ffi::CStr::from_ptr(liblzma_sys::lzma_version_string()) };
+    let gzip = if cfg!(feature = "isal") {
+        "gzip:  ISA-L igzip (isal-sys 0."
+    } else {
+        "gzip:  zlib-rs 0."
+    };
+    let want = [
+        gzip.to_string(),
+        "bzip2: bzip2 crate 0.".to_string(),
+        format!("xz:    liblzma {} (liblzma-sys 0.", lzma.to_str().unwrap()),
+        format!(
+            "zstd:  libzstd {} (zstd-sys ",
+            zstd::zstd_safe::version_string()
+        ),
+    ];
+    assert_eq!(lines.len(), 1 + want.len(), "{text}");
+    for (line, want) in lines[1..].iter().zip(&want) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "{line:?} does not start with {want:?}"
+        );
+    }
+    assert!(!text.contains("unknown"), "{text}");
+    // -V stays the one-line version.
+    let short = diffid(&["-V"], b"");
+    assert_eq!(
+        String::from_utf8(short.stdout).unwrap().trim(),
+        format!("diffid {}", env!("CARGO_PKG_VERSION"))
+    );
+}
