@@ -9,8 +9,9 @@
 #   - libdiffid.a beside the system's liblzma: the program's lzma_* calls reach the system's
 #     liblzma, diffid still decodes xz with its own
 #   - Go: a throwaway module imports a copy of go/ through a replace, `go mod vendor`, the
-#     copy removed, `go build -mod=vendor` links the installed library (shared, and with the
-#     diffid_static tag); the program runs. CGO_ENABLED=0 fails naming cgo.
+#     copy removed, `go build -mod=vendor` links the installed library (shared, through
+#     LD_LIBRARY_PATH and through an rpath, and with the diffid_static tag); each program
+#     runs. CGO_ENABLED=0 fails naming cgo.
 #   - make uninstall leaves nothing behind
 #
 # Expected digests come from `openssl dgst` over the files and the tar the system's tar made,
@@ -218,6 +219,10 @@ EOF
     CGO_ENABLED=1 $GO build -mod=vendor -o app-shared . || return 1
     out=$(LD_LIBRARY_PATH=$P/lib ./app-shared "$D/layer.tar.xz") || return 1
     [ "$out" = "$want_xz" ] || { echo "shared: got $out, want $want_xz"; return 1; }
+    # The rpath recorded by the Go linker (go/README): runs without LD_LIBRARY_PATH.
+    CGO_ENABLED=1 $GO build -mod=vendor -ldflags="-r $P/lib" -o app-rpath . || return 1
+    out=$(./app-rpath "$D/layer.tar.xz") || return 1
+    [ "$out" = "$want_xz" ] || { echo "rpath: got $out, want $want_xz"; return 1; }
     CGO_ENABLED=1 $GO build -mod=vendor -tags diffid_static -o app-static . || return 1
     readelf -d app-static | grep libdiffid && { echo "diffid_static still needs libdiffid.so"; return 1; }
     out=$(./app-static "$D/layer.tar.xz") || return 1
