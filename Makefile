@@ -21,18 +21,26 @@ ORACLE   := target/oracle/oracle
 # Uninstalled pkg-config files of this checkout's build (scripts/pkgconfig.sh): the Go tests
 # and the C programs of the tests link through them, as an importer links the installed ones.
 PCDIR    := $(CURDIR)/target/pkgconfig
+# The man page and shell completions, generated from the tool's clap definitions.
+GEN      := $(RELEASE)/share
 # Written last by `make`; make install refuses a tree without it.
 BUILT    := $(RELEASE)/.make-build
 
 .PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-packaging test-real header header-check cbindgen-tool oracle bench install uninstall clean
 
 # After cargo: libdiffid.a made to export only diffid_* (scripts/isolate-staticlib.sh), the
-# libdiffid.so.$(MAJOR) link the SONAME asks for, and the uninstalled pkg-config files.
+# libdiffid.so.$(MAJOR) link the SONAME asks for, the uninstalled pkg-config files, and the
+# tool's man page and bash, zsh and fish completions (target/release/share).
 all build: deps
 	$(CARGO) build --release --locked
 	@scripts/isolate-staticlib.sh $(RELEASE)/libdiffid.a
 	ln -sf libdiffid.so $(RELEASE)/libdiffid.so.$(MAJOR)
 	@scripts/pkgconfig.sh $(PCDIR) $(CURDIR) $(CURDIR)/$(RELEASE) $(CURDIR)/include $(VERSION) uninstalled
+	@mkdir -p $(GEN) && \
+		$(RELEASE)/diffid --generate-man >$(GEN)/diffid.1 && \
+		$(RELEASE)/diffid --generate-completions bash >$(GEN)/diffid.bash && \
+		$(RELEASE)/diffid --generate-completions zsh >$(GEN)/_diffid && \
+		$(RELEASE)/diffid --generate-completions fish >$(GEN)/diffid.fish
 	@touch $(BUILT)
 
 # Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config, the
@@ -80,7 +88,9 @@ header-check: cbindgen-tool
 # Installs what `make` built, never building (so `sudo make install` runs no cargo as root):
 # lib/libdiffid.so.$(VERSION) (SONAME libdiffid.so.$(MAJOR), set by build.rs) with its links,
 # lib/libdiffid.a (exports only diffid_*), include/diffid.h, lib/pkgconfig/diffid.pc and
-# diffid-static.pc (scripts/pkgconfig.sh) and bin/diffid. The installed copies are stripped
+# diffid-static.pc (scripts/pkgconfig.sh), bin/diffid, share/man/man1/diffid.1 and the
+# completions in share/{bash-completion/completions,zsh/site-functions,fish/vendor_completions.d}.
+# The installed copies are stripped
 # (the release profile keeps line tables for backtraces and profilers); the libraries keep
 # their symbol tables. DEBUGDIR=DIR (e.g. $(PREFIX)/lib/debug) also installs each file's
 # debug info there, linked to it by a .gnu_debuglink.
@@ -88,14 +98,17 @@ LIBDIR   := $(DESTDIR)$(PREFIX)/lib
 STRIP    ?= strip
 OBJCOPY  ?= objcopy
 DEBUGDIR ?=
+SHARE    := $(DESTDIR)$(PREFIX)/share
 INSTALLED := $(LIBDIR)/libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR) \
 	$(LIBDIR)/libdiffid.so $(LIBDIR)/libdiffid.a $(DESTDIR)$(PREFIX)/include/diffid.h \
 	$(LIBDIR)/pkgconfig/diffid.pc $(LIBDIR)/pkgconfig/diffid-static.pc \
-	$(DESTDIR)$(PREFIX)/bin/diffid
+	$(DESTDIR)$(PREFIX)/bin/diffid $(SHARE)/man/man1/diffid.1 \
+	$(SHARE)/bash-completion/completions/diffid $(SHARE)/zsh/site-functions/_diffid \
+	$(SHARE)/fish/vendor_completions.d/diffid.fish
 
 install:
 	@[ -n "$(PREFIX)" ] || { echo "make install: PREFIX is empty" >&2; exit 1; }
-	@for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid $(BUILT); do \
+	@for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid $(GEN)/diffid.1 $(BUILT); do \
 		[ -e $$f ] || { echo "make install: $$f is missing: run 'make' first (as yourself; install builds nothing)" >&2; exit 1; }; \
 	done
 	@[ "$$(ar t $(RELEASE)/libdiffid.a)" = diffid.o ] || { \
@@ -107,6 +120,12 @@ install:
 	install -m 644 $(RELEASE)/libdiffid.a $(LIBDIR)/libdiffid.a
 	install -m 644 include/diffid.h $(DESTDIR)$(PREFIX)/include/diffid.h
 	install -m 755 $(RELEASE)/diffid $(DESTDIR)$(PREFIX)/bin/diffid
+	install -d $(SHARE)/man/man1 $(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions \
+		$(SHARE)/fish/vendor_completions.d
+	install -m 644 $(GEN)/diffid.1 $(SHARE)/man/man1/diffid.1
+	install -m 644 $(GEN)/diffid.bash $(SHARE)/bash-completion/completions/diffid
+	install -m 644 $(GEN)/_diffid $(SHARE)/zsh/site-functions/_diffid
+	install -m 644 $(GEN)/diffid.fish $(SHARE)/fish/vendor_completions.d/diffid.fish
 	@if [ -n "$(DEBUGDIR)" ]; then \
 		install -d $(DESTDIR)$(DEBUGDIR) && \
 		for f in $(LIBDIR)/libdiffid.so.$(VERSION) $(DESTDIR)$(PREFIX)/bin/diffid; do \

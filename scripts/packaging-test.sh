@@ -2,7 +2,8 @@
 # The packaging tests of `make test` (make test-packaging): what an importer gets from
 # `make install` into a temporary prefix. Needs `make` to have run (the Makefile sees to it).
 #
-#   - what is installed: every file, stripped; make install refuses an unbuilt tree
+#   - what is installed: every file, stripped, the tool with its man page and completions;
+#     make install refuses an unbuilt tree
 #   - both libraries export only diffid_* (nm), the functions include/diffid.h declares
 #   - C through pkg-config: dynamic (diffid), fully static (cc -static, pkg-config --static
 #     diffid) and libdiffid.a in a dynamic program (diffid-static); each run digests a layer
@@ -79,10 +80,18 @@ installed() {
     make -s -C "$TOP" install PREFIX="$P" || return 1
     for f in lib/libdiffid.so "lib/libdiffid.so.${VERSION%%.*}" "lib/libdiffid.so.$VERSION" \
         lib/libdiffid.a include/diffid.h lib/pkgconfig/diffid.pc lib/pkgconfig/diffid-static.pc \
-        bin/diffid; do
+        bin/diffid share/man/man1/diffid.1 share/bash-completion/completions/diffid \
+        share/zsh/site-functions/_diffid share/fish/vendor_completions.d/diffid.fish; do
         [ -e "$P/$f" ] || { echo "missing $P/$f"; return 1; }
     done
-    cmp "$TOP/include/diffid.h" "$P/include/diffid.h"
+    cmp "$TOP/include/diffid.h" "$P/include/diffid.h" || return 1
+    # The installed tool runs, and its man page and bash completion load.
+    "$P/bin/diffid" --version | grep -q "^xz: *liblzma " || return 1
+    grep -q '^\.TH diffid 1' "$P/share/man/man1/diffid.1" || return 1
+    if command -v man >/dev/null; then
+        MANWIDTH=80 man -l "$P/share/man/man1/diffid.1" 2>/dev/null | grep -q -- '--lenient-gzip' || return 1
+    fi
+    bash -c ". '$P/share/bash-completion/completions/diffid' && complete -p diffid" || return 1
 }
 check make-install installed
 

@@ -9,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use diffid::{Algorithm, Digester, Error, ErrorKind, Options, Report};
 use serde_json::{Value, json};
 
-mod cli_version;
+mod cli_docs;
 
 /// Compute a container image layer's blob digest and DiffID in one pass, exactly as
 /// Podman, Skopeo and Buildah (containers/image) compute them.
@@ -65,6 +65,14 @@ struct Cli {
     /// Never show a progress bar.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print the shell completion script for SHELL and exit (make writes them).
+    #[arg(long, value_name = "SHELL", hide = true, exclusive = true)]
+    generate_completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit (make writes it).
+    #[arg(long, hide = true, exclusive = true)]
+    generate_man: bool,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -85,8 +93,20 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     // `--version` also names each decoder backend and its version (`-V`: the version only).
-    let command = Cli::command().long_version(cli_version::long_version().leak() as &str);
-    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    let command = Cli::command().long_version(cli_docs::long_version().leak() as &str);
+    let cli = Cli::from_arg_matches(&command.clone().get_matches()).unwrap_or_else(|e| e.exit());
+    let generated = match (cli.generate_completions, cli.generate_man) {
+        (Some(shell), _) => Some(cli_docs::completions(shell, Cli::command())),
+        (None, true) => Some(cli_docs::man_page(Cli::command())),
+        (None, false) => None,
+    };
+    if let Some(result) = generated {
+        return if result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let opts = Options {
         algorithm: cli
             .algorithm

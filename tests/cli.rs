@@ -253,3 +253,52 @@ fn version_names_each_decoder_backend() {
         format!("diffid {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// The long options of `diffid --help`, e.g. "--lenient-gzip".
+fn long_options() -> Vec<String> {
+    let help = String::from_utf8(diffid(&["--help"], b"").stdout).unwrap();
+    let mut opts: Vec<String> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=' || c == '<')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(str::to_string)
+        .collect();
+    opts.sort();
+    opts.dedup();
+    assert!(opts.len() >= 10, "{help}");
+    opts
+}
+
+#[test]
+fn man_page_and_completions_cover_every_option() {
+    let man = diffid(&["--generate-man"], b"");
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH diffid 1"), "{man}");
+    // roff escapes '-' as '\-'.
+    for opt in long_options() {
+        assert!(
+            man.contains(&opt.replace('-', "\\-")),
+            "the man page lacks {opt}"
+        );
+    }
+    assert!(
+        !man.contains("generate"),
+        "hidden options are not documented"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = diffid(&["--generate-completions", shell], b"");
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for opt in long_options() {
+            let name = opt.trim_start_matches('-');
+            assert!(script.contains(name), "the {shell} completions lack {opt}");
+        }
+    }
+    // A shell clap does not know is a usage error.
+    assert_eq!(
+        diffid(&["--generate-completions", "cmd.exe"], b"")
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -1,7 +1,14 @@
-//! `diffid --version`: the library's version and each decoder backend's, so that a report
-//! says exactly which code decoded a layer.
+//! What the `diffid` tool says about itself: `--version` (the library's version and each
+//! decoder backend's, so that a report says exactly which code decoded a layer), and the
+//! shell completions and man page generated from its clap definitions (the hidden
+//! `--generate-completions SHELL` and `--generate-man`, which `make` runs and `make install`
+//! installs).
 
 use std::ffi::CStr;
+use std::io::{self, Write};
+
+use clap::Command;
+use clap_complete::Shell;
 
 /// The text `diffid --version` prints after the tool's name: the library version, then one
 /// line per format with the decoder and its version. liblzma and libzstd report their own
@@ -33,4 +40,18 @@ pub fn long_version() -> String {
         zstd::zstd_safe::version_string(),
         env!("DIFFID_VERSION_ZSTD_SYS"),
     )
+}
+
+/// Writes the completion script of `shell` for `command` to standard output.
+pub fn completions(shell: Shell, mut command: Command) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    clap_complete::generate(shell, &mut command, "diffid", &mut out);
+    out.flush()
+}
+
+/// Writes the man page (roff, section 1) of `command` to standard output.
+pub fn man_page(command: Command) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    clap_mangen::Man::new(command).render(&mut out)?;
+    out.flush()
 }
