@@ -47,10 +47,10 @@ test-real: build oracle
 test-ffi: build header-check
 	$(MAKE) -C ffi-tests
 
-# The C header is generated from src/ffi.rs alone (see cbindgen.toml) by a pinned cbindgen:
+# The C header is generated from src/ffi/ alone (see cbindgen.toml) by a pinned cbindgen:
 # another version could format it differently and fail header-check for no real change.
 CBINDGEN_VERSION := 0.29.4
-CBINDGEN := cbindgen -q --config cbindgen.toml --output include/diffid.h src/ffi.rs
+CBINDGEN := cbindgen -q --config cbindgen.toml --output include/diffid.h src/ffi/mod.rs
 
 cbindgen-tool:
 	@cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || \
