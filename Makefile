@@ -130,6 +130,7 @@ install:
 		install -d $(DESTDIR)$(DEBUGDIR) && \
 		for f in $(LIBDIR)/libdiffid.so.$(VERSION) $(DESTDIR)$(PREFIX)/bin/diffid; do \
 			$(OBJCOPY) --only-keep-debug $$f $(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug && \
+			chmod 644 $(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug && \
 			$(OBJCOPY) --add-gnu-debuglink=$(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug $$f || exit 1; \
 		done; \
 	fi

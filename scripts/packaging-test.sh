@@ -110,6 +110,22 @@ stripped() {
 }
 check installed-stripped stripped
 
+debug_files() {
+    # DEBUGDIR: the debug info beside, linked from the stripped files by .gnu_debuglink.
+    q=$W/prefix-debug
+    make -s -C "$TOP" install PREFIX="$q" DEBUGDIR="$q/lib/debug" || return 1
+    for f in "lib/libdiffid.so.$VERSION" bin/diffid; do
+        dbg=$q/lib/debug/${f##*/}.debug
+        readelf -SW "$dbg" | grep -q '\.debug_info' || { echo "$dbg has no debug info"; return 1; }
+        readelf -SW "$q/$f" | grep -q '\.debug_info' && { echo "$f is not stripped"; return 1; }
+        readelf -p .gnu_debuglink "$q/$f" | grep -q "${f##*/}.debug" || { echo "$f: no debuglink"; return 1; }
+    done
+    make -s -C "$TOP" uninstall PREFIX="$q" DEBUGDIR="$q/lib/debug" || return 1
+    left=$(find "$q" ! -type d)
+    [ -z "$left" ] || { echo "left behind:"; echo "$left"; return 1; }
+}
+check install-debug-info-apart debug_files
+
 # --- Symbols ------------------------------------------------------------------------------------
 declared() { grep -o '\bdiffid_[a-z0-9_]*(' "$TOP/include/diffid.h" | tr -d '(' | sort -u; }
 only_declared() { # NAME SYMBOLS...: the exported names are exactly the declared functions
