@@ -54,13 +54,14 @@ fn heap() -> usize {
 /// join, raced the reaping (issue 14, item 3).
 fn assert_joined(what: &str) {
     let base = *BASELINE.get().unwrap();
+    // The old check, for the record: the listing right after the join.
+    let t = Instant::now();
+    let listed = threads();
     let running = running_threads();
     assert!(
         running.len() <= base,
         "{what}: threads still running after the call returned: {running:?}"
     );
-    let t = Instant::now();
-    let listed = threads();
     assert!(
         wait_listed_at_most(base),
         "{what}: worker threads left behind: {} listed, {base} before",
