@@ -1,6 +1,7 @@
 package diffid_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -258,16 +259,37 @@ func TestWriterConcurrentMisuse(t *testing.T) {
 }
 
 // TestWriterFinalizer: writers dropped without Close are freed by their finalizer.
+// TestWriterFinalizer: Writers abandoned mid-stream, with worker threads running, are
+// released by their finalizer: the threads end and nothing is left.
 func TestWriterFinalizer(t *testing.T) {
-	for range 50 {
-		w, err := diffid.NewWriter(diffid.WithThreads(2))
-		if err != nil {
-			t.Fatal(err)
+	// Several 512 KiB chunks of gzip, so that a Writer with threads starts workers.
+	blob := goGzip(buildTar([]tarEntry{
+		{name: "random", typeflag: tar.TypeReg, body: randomBytes(5, 3<<20)},
+	}), gzipHeader(), 1)
+	func() {
+		for range 10 {
+			w, err := diffid.NewWriter(diffid.WithThreads(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(blob[:len(blob)/2]); err != nil {
+				t.Fatal(err)
+			}
 		}
-		w.Write([]byte("abandoned"))
+	}()
+	if n := workerThreads(t); n == 0 {
+		t.Fatal("no worker thread started: the finalizers would have nothing to end")
 	}
-	for range 3 {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		runtime.GC()
+		n := workerThreads(t)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d worker threads of abandoned Writers still running: the finalizer did not release them", n)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
