@@ -7,6 +7,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -274,4 +275,75 @@ func TestThousandLayersFlatMemory(t *testing.T) {
 	if left := workerThreads(t); left > 0 {
 		t.Errorf("%d diffid worker threads left after every call returned", left)
 	}
+}
+
+// TestThreeWorkerLayout: the layout where the blob hash has a thread of its own needs three
+// tokens, which a 2-core machine's default budget never gives. The budget is fixed once per
+// process, so this test runs itself again with DIFFID_WORKERS=4; the child digests a layer
+// that does not split (gzip) with 3 and 4 threads, checks each answer against
+// containers/image, and requires that a "diffid-blob" thread ran.
+func TestThreeWorkerLayout(t *testing.T) {
+	if os.Getenv("DIFFID_THREE_WORKER_CHILD") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestThreeWorkerLayout$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "DIFFID_WORKERS=4", "DIFFID_THREE_WORKER_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestThreeWorkerLayout") {
+			t.Fatalf("the child with DIFFID_WORKERS=4 failed: %v\n%s", err, out)
+		}
+		t.Logf("child: %s", strings.TrimSpace(string(out)))
+		return
+	}
+	if workerBudget() != 4 {
+		t.Fatalf("budget %d, want 4", workerBudget())
+	}
+	blob := goGzip(buildTar([]tarEntry{
+		{name: "random", typeflag: tar.TypeReg, body: randomBytes(77, 3<<20)},
+		{name: "text", typeflag: tar.TypeReg, body: textBytes(1 << 20)},
+	}), gzipHeader(), 1)
+	ref, err := referenceDigest(blob, digest.SHA256)
+	if err != nil {
+		t.Fatalf("containers/image: %v", err)
+	}
+	for _, threads := range []int{3, 4} {
+		seen := false
+		w, err := diffid.NewWriter(diffid.WithThreads(threads))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(blob); off += 64 << 10 {
+			end := min(off+64<<10, len(blob))
+			if _, err := w.Write(blob[off:end]); err != nil {
+				t.Fatal(err)
+			}
+			seen = seen || threadNamed(t, "diffid-blob")
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := sameAsReference(res, ref); d != "" {
+			t.Errorf("threads %d: %s", threads, d)
+		}
+		if !seen {
+			t.Errorf("threads %d: no diffid-blob thread ran: the layout was not the three-worker one", threads)
+		}
+	}
+}
+
+// threadNamed reports whether a thread of this process has the name name.
+func threadNamed(t *testing.T, name string) bool {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatalf("cannot list threads: %v", err)
+	}
+	for _, task := range tasks {
+		comm, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			return true
+		}
+	}
+	return false
 }
