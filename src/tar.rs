@@ -522,7 +522,7 @@ impl TarParser {
         };
         let mut logical = size;
         let sparse_size = match get("GNU.sparse.size") {
-            s if s.is_empty() => get("GNU.sparse.realsize"),
+            b"" => get("GNU.sparse.realsize"),
             s => s,
         };
         if !sparse_size.is_empty() {
@@ -892,9 +892,12 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxMap, String> {
     Ok(records)
 }
 
+/// Key, value, and the bytes after the record.
+type PaxRecord<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// One PAX record: key, value and what follows. Go's `parsePAXRecord`, whose every check
 /// comes before the slice it guards.
-fn parse_pax_record(s: &[u8]) -> Result<(&[u8], &[u8], &[u8]), String> {
+fn parse_pax_record(s: &[u8]) -> Result<PaxRecord<'_>, String> {
     let space = s
         .iter()
         .position(|&b| b == b' ')
