@@ -28,7 +28,7 @@
 //! panic. What is kept is bounded: one 512-byte block, and at most 1 MiB of PAX, long-name or
 //! sparse-map data (Go's `maxSpecialFileSize`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind};
 
@@ -108,8 +108,9 @@ enum Phase {
 }
 
 /// PAX records by key: a later record with the same key replaces an earlier one, as in Go's
-/// `map[string]string`.
-type PaxMap = HashMap<Vec<u8>, Vec<u8>>;
+/// `map[string]string`. Ordered, so that with several bad records the one reported is the
+/// same on every run (a `HashMap`'s random order made the message vary; the fuzzer saw it).
+type PaxMap = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A sparse map being read, checked as Go's `appendSparseEntry` and
 /// `validateSparseEntries` do.
