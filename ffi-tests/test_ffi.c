@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "diffid.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -433,6 +434,63 @@ static void test_threads_agree(void) {
     }
 }
 
+/* Whether a thread of this process named `name` exists now (Linux: /proc/self/task). */
+static int thread_named(const char *name) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[512], comm[64] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f))
+            found = strncmp(comm, name, strlen(name)) == 0 && comm[strlen(name)] == '\n';
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+/* The three-worker layout (the blob hash on a thread of its own, "diffid-blob"), which needs
+ * three tokens: run.sh runs this with DIFFID_WORKERS=4, so that it runs on 2 cores too. An
+ * input that does not split (gzip, one xz block), 3 and 4 threads, digests against openssl. */
+static void test_three_workers(void) {
+    const char *names[] = {"layer.tar.gz", "layer.tar.xz"}; /* one xz block */
+    static const uint32_t threads[] = {3, 4};
+    for (unsigned k = 0; k < 2; k++) {
+        const layer *l = input(names[k]);
+        size_t len;
+        uint8_t *data = read_all(l->path, &len);
+        for (unsigned i = 0; i < 2; i++) {
+            diffid_options *o = options_with(DIFFID_ALGORITHM_SHA256, threads[i]);
+            diffid_stream *s = NULL;
+            CHECK_CODE(diffid_stream_new(o, &s), DIFFID_OK);
+            int seen = 0;
+            for (size_t off = 0; off < len; off += 65536) {
+                size_t n = len - off < 65536 ? len - off : 65536;
+                CHECK_CODE(diffid_stream_write(s, data + off, n), DIFFID_OK);
+                seen = seen || thread_named("diffid-blob");
+            }
+            diffid_result *r = NULL;
+            diffid_stream_finish(s, &r);
+            diffid_stream_free(s);
+            check_ok(r, l, DIFFID_ALGORITHM_SHA256);
+            diffid_result_free(r);
+            diffid_options_free(o);
+            if (!seen)
+                fprintf(stderr, "  %s, %u threads: no diffid-blob thread ran\n", l->name,
+                        threads[i]);
+            CHECK(seen);
+        }
+        free(data);
+    }
+}
+
 static int is_hex(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!s[i] || !strchr("0123456789abcdef", s[i]))
@@ -449,7 +507,36 @@ static void test_algorithms(void) {
     diffid_result_free(r);
     diffid_options_free(o);
 
-    /* No BLAKE3 reference on the system: the form, and file, buffer and stream agree. */
+    /* BLAKE3 against its official test vectors (input byte i is i % 251; the values are
+     * those of BLAKE3's test_vectors.json, as computed by its C reference implementation),
+     * in one buffer and in pieces through the worker threads. */
+    static const struct {
+        size_t len;
+        const char *hex;
+    } vectors[] = {
+        {0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"},
+        {1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444"},
+        {8193, "bab6c09cb8ce8cf459261398d2e7aef35700bf488116ceb94a36d0f5f1b7bc3b"},
+        {102400, "bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085"},
+    };
+    static uint8_t in[102400];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)(i % 251);
+    o = options_with(DIFFID_ALGORITHM_BLAKE3, 0);
+    for (unsigned i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        char want[80];
+        snprintf(want, sizeof want, "blake3:%s", vectors[i].hex);
+        CHECK_CODE(diffid_digest_buffer(in, vectors[i].len, o, &r), DIFFID_OK);
+        CHECK_STR(diffid_result_blob_digest(r), want);
+        diffid_result_free(r);
+        static const size_t piece = 1000;
+        r = stream_pieces(in, vectors[i].len, o, &piece, 1);
+        CHECK_STR(diffid_result_diff_id(r), want);
+        diffid_result_free(r);
+    }
+    diffid_options_free(o);
+
+    /* And a layer: the form, and file, buffer and stream agree. */
     o = options_with(DIFFID_ALGORITHM_BLAKE3, 0);
     CHECK_CODE(diffid_digest_file(l->path, o, &r), DIFFID_OK);
     check_ok(r, l, DIFFID_ALGORITHM_BLAKE3);
@@ -883,6 +970,10 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (argc > 2 && strcmp(argv[2], "--three-workers") == 0) {
+        run("three_workers", test_three_workers);
+        return tests_failed ? 1 : 0;
+    }
     run("version", test_version);
     run("code_names", test_code_names);
     run("options", test_options);

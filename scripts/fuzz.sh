@@ -11,7 +11,7 @@
 #
 # Seeds are made at run time (nothing binary is committed): small layers made by tar and
 # compressed by the system's gzip, bzip2, xz and zstd in several shapes (members, blocks,
-# streams, checks, skippable frames), plus the peers' test files in ../shared/corpus/peers.
+# streams, checks, skippable frames), plus the peers' test files in tests/data/peers.
 # The corpus grows in fuzz/corpus/TARGET, crashes land in fuzz/artifacts/TARGET (both are
 # ignored by git). Every crash found must become a regression test in tests/.
 set -euo pipefail
@@ -43,7 +43,17 @@ ln -s target "$work/t/link"
 tar -c --format=pax --mtime=@0 -C "$work/t" -f "$work/pax.tar" .
 tar -c --format=gnu --mtime=@0 -C "$work/t" -f "$work/gnu.tar" .
 tar -c --format=gnu -f "$work/empty.tar" -T /dev/null
-layers="src pax gnu empty"
+# Sparse files in every encoding Go reads: old GNU (with extension blocks: more than four
+# holes), PAX 0.0, 0.1 and 1.0; and PAX records of several kinds.
+mkdir -p "$work/s"
+for i in 1 2 3 4 5 6; do printf 'data%s' "$i" | dd of="$work/s/holes" bs=1 seek=$((i * 8192)) conv=notrunc status=none; done
+tar -c --format=gnu --sparse --mtime=@0 -C "$work/s" -f "$work/sparse-gnu.tar" holes
+for v in 0.0 0.1 1.0; do
+    tar -c --format=pax --sparse --sparse-version=$v --mtime=@0 -C "$work/s" -f "$work/sparse-pax$v.tar" holes
+done
+tar -c --format=pax --pax-option='comment=fuzz,mtime:=1700000000.123456789' --mtime=@0 \
+    --owner=123456789 --group=0 -C "$work/t" -f "$work/pax-records.tar" .
+layers="src pax gnu empty sparse-gnu sparse-pax0.0 sparse-pax0.1 sparse-pax1.0 pax-records"
 
 # A seed of the digest targets: two control bytes (0: whole, one thread) then the blob.
 seed() { # target name < blob
@@ -51,7 +61,10 @@ seed() { # target name < blob
 }
 for l in $layers; do
     f="$work/$l.tar"
-    cp "$f" "$seeds/tar/$l"
+    # The tar target's first byte: 1 = fix every block's checksum, 0 = take the bytes as
+    # they are (see fuzz/src/lib.rs).
+    { printf '\1'; cat "$f"; } >"$seeds/tar/$l"
+    { printf '\0'; cat "$f"; } >"$seeds/tar/$l-raw"
     gzip -c -n "$f" | seed digest_gzip "$l"
     { gzip -c -n "$f"; gzip -c -n </dev/null; gzip -c "$f"; } | seed digest_gzip "$l-members"
     bzip2 -c "$f" | seed digest_bzip2 "$l"
@@ -66,16 +79,16 @@ for l in $layers; do
 done
 
 # The peers' test files, by magic.
-peers=../shared/corpus/peers
+peers=tests/data/peers
 if [ -d "$peers" ]; then
-    find "$peers" -type f | while read -r f; do
+    find "$peers" -type f -not -path '*/licenses/*' -not -name '*.md' | while read -r f; do
         name=peer-$(basename "$f")
         case $(head -c 6 "$f" | od -An -tx1 | tr -d ' \n') in
             1f8b08*) seed digest_gzip "$name" <"$f" ;;
             425a68*) seed digest_bzip2 "$name" <"$f" ;;
             fd377a585a00) seed digest_xz "$name" <"$f" ;;
             28b52ffd*) seed digest_zstd "$name" <"$f" ;;
-            *) cp "$f" "$seeds/tar/$name" ;;
+            *) { printf '\0'; cat "$f"; } >"$seeds/tar/$name" ;;
         esac
     done
 fi

@@ -127,21 +127,31 @@ fn cli(args: &[&str], stdin: Stdio, prefix: Option<&str>) -> Run {
         let done = std::sync::Arc::clone(&done);
         std::thread::spawn(move || {
             let mut peak = 0u64;
+            let mut readings = 0u32;
             while !done.load(std::sync::atomic::Ordering::Acquire) {
-                // Unreadable for a moment around exec, gone once it exited: keep polling
-                // until the waiter says it exited (it is not reaped before, so the pid stays
-                // its own).
-                let status =
-                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                if let Some(kb) = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                {
-                    peak = peak.max(kb * 1024);
+                // Unreadable for a moment around exec, without VmHWM once it exited: keep
+                // polling until the waiter says it exited (it is not reaped before, so the
+                // pid stays its own). Only readings of the CLI itself count, not of the
+                // forked copy of this process before the exec (or of a wrapper's shell).
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    let is_cli = status.lines().any(|l| l == "Name:\tdiffid");
+                    if let Some(kb) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                        .filter(|_| is_cli)
+                    {
+                        peak = peak.max(kb * 1024);
+                        readings += 1;
+                    }
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
+            // No reading: the bound below would hold for nothing. Fail instead.
+            assert!(
+                readings > 0 && peak > 0,
+                "could not read the CLI's peak memory from /proc/{pid}/status"
+            );
             peak
         })
     };
@@ -290,7 +300,9 @@ fn max_size_stops_every_bomb_in_the_library() {
                 assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{format} {max}: {e}");
                 assert_eq!(e.format(), Some(format));
                 assert!(e.to_string().contains(&max.to_string()), "{e}");
-                assert!(t.elapsed().as_secs() < 10, "{format}: {:?}", t.elapsed());
+                // Stopped at the limit, not after the whole GiB: generous, so that a loaded
+                // machine does not fail it (the kind and the limit in the text are the check).
+                assert!(t.elapsed().as_secs() < 30, "{format}: {:?}", t.elapsed());
             }
         }
         // Exactly the size passes.

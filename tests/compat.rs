@@ -639,7 +639,7 @@ fn require_tar_turns_a_bad_tar_into_an_error() {
 /// their names give, adjusted by the policy of compat.md, and compared with the Go reference.
 #[test]
 fn peer_corpus_verdicts() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/peers");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers");
     let mut files: Vec<PathBuf> = ["xz", "zstd", "cimage"]
         .iter()
         .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap_or_else(|e| panic!("{d}: {e}")))

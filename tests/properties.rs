@@ -1,14 +1,25 @@
-//! Property test: random tar payloads, compressed in every format with random
-//! member/stream/frame/block splits by the system's own tools, fed in random pieces; our
-//! digests must equal `openssl dgst` over the raw blob and over the known payload.
+//! Property test: random tar payloads of several 512 KiB chunks, compressed in every format
+//! with random member/stream/frame/block splits by the system's own tools, fed in random
+//! pieces through every thread layout (`Options::threads` 1 to 4, with a budget of 4 so that
+//! 3 and 4 get the layout where the blob hash has a thread of its own even on 2 cores); our
+//! digests must equal `openssl dgst` over the raw blob and over the known payload. A sampler
+//! checks that the runs did reach every layout and every parallel decoder (xz blocks, zstd
+//! frames, bzip2 blocks).
 
 mod common;
 
-use common::{Rng, must, openssl, skippable, tar_of, xz, zstd};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{Rng, must, openssl, running_threads, skippable, tar_of, xz, zstd};
 use diffid::{Digester, Format, Options};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-#[derive(Debug, Clone)]
+const CHUNK: usize = 512 << 10;
+
+#[derive(Clone)]
 struct Layer {
     entries: Vec<(String, Vec<u8>)>,
     /// Where the payload is cut into members/streams/frames (fractions of its length).
@@ -21,33 +32,66 @@ struct Layer {
     piece: usize,
 }
 
+/// Names and sizes, not megabytes of contents, when a case fails.
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries: Vec<(&str, usize)> = self
+            .entries
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.len()))
+            .collect();
+        f.debug_struct("Layer")
+            .field("entries", &entries)
+            .field("cuts", &self.cuts)
+            .field("level", &self.level)
+            .field("block_kib", &self.block_kib)
+            .field("extras", &self.extras)
+            .field("piece", &self.piece)
+            .finish()
+    }
+}
+
 fn layer() -> impl Strategy<Value = Layer> {
-    let entry = (
-        "[a-z]{1,12}(/[a-z0-9_-]{1,40}[.]?[a-z]{0,3}){0,3}",
-        0usize..40_000,
-        any::<bool>(),
-        any::<u64>(),
-    )
-        .prop_map(|(name, len, random, seed)| {
-            let mut rng = Rng::new(seed);
-            (name, rng.bytes(len, !random))
-        });
+    let entry = |len: std::ops::Range<usize>| {
+        (
+            "[a-z]{1,12}(/[a-z0-9_-]{1,40}[.]?[a-z]{0,3}){0,3}",
+            len,
+            any::<bool>(),
+            any::<u64>(),
+        )
+            .prop_map(|(name, len, random, seed)| {
+                let mut rng = Rng::new(seed);
+                (name, rng.bytes(len, !random))
+            })
+    };
+    // One large incompressible entry: every compressed blob spans several chunks.
+    let big = (entry(0..1), any::<u64>()).prop_map(|((name, _), seed)| {
+        let len = 3 * CHUNK + (seed % CHUNK as u64) as usize;
+        (format!("big/{name}"), Rng::new(seed).bytes(len, false))
+    });
     (
-        prop::collection::vec(entry, 0..8),
-        prop::collection::vec(any::<u16>(), 0..4),
-        1u8..10,
-        4u16..64,
+        big,
+        prop::collection::vec(entry(0..40_000), 0..6),
+        prop::collection::vec(any::<u16>(), 1..5),
+        1u8..4,
+        16u16..256,
         any::<bool>(),
-        1usize..100_000,
+        1usize..300_000,
     )
-        .prop_map(|(entries, cuts, level, block_kib, extras, piece)| Layer {
-            entries,
-            cuts,
-            level,
-            block_kib,
-            extras,
-            piece,
-        })
+        .prop_map(
+            |(big, mut entries, cuts, level, block_kib, extras, piece)| {
+                let at = cuts[0] as usize % (entries.len() + 1);
+                entries.insert(at, big);
+                Layer {
+                    entries,
+                    cuts,
+                    level,
+                    block_kib,
+                    extras,
+                    piece,
+                }
+            },
+        )
 }
 
 fn parts<'a>(payload: &'a [u8], cuts: &[u16]) -> Vec<&'a [u8]> {
@@ -72,13 +116,15 @@ fn blob(format: Format, l: &Layer, payload: &[u8]) -> Vec<u8> {
         match format {
             Format::None => out.extend_from_slice(part),
             Format::Gzip => out.extend(must("gzip", &["-c", "-n", &level], part)),
+            // Levels 1-3: blocks of 100-300 kB, several per chunk (the parallel decoder).
             Format::Bzip2 => out.extend(must("bzip2", &["-c", &level], part)),
             Format::Xz => {
                 if i > 0 && l.extras {
                     out.extend_from_slice(&[0; 4]);
                 }
+                // -T2: block headers carry their sizes, so the blocks decode in parallel.
                 let bs = format!("--block-size={}KiB", l.block_kib);
-                out.extend(xz(part, &[&level, &bs]));
+                out.extend(xz(part, &[&level, "-T2", &bs]));
             }
             Format::Zstd => {
                 let check = if l.extras { "--no-check" } else { "--check" };
@@ -92,28 +138,89 @@ fn blob(format: Format, l: &Layer, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
-
-    #[test]
-    fn random_layers_match_openssl(l in layer()) {
-        let payload = tar_of(&l.entries);
-        let diff_id = openssl("sha256", &payload);
-        for format in [Format::None, Format::Gzip, Format::Bzip2, Format::Xz, Format::Zstd] {
-            let blob = blob(format, &l, &payload);
-            let mut d = Digester::new(&Options::default()).unwrap();
+fn check(l: &Layer) -> Result<(), TestCaseError> {
+    let payload = tar_of(&l.entries);
+    let diff_id = openssl("sha256", &payload);
+    for format in [
+        Format::None,
+        Format::Gzip,
+        Format::Bzip2,
+        Format::Xz,
+        Format::Zstd,
+    ] {
+        let blob = blob(format, l, &payload);
+        prop_assert!(blob.len() > 2 * CHUNK, "{}: {} bytes", format, blob.len());
+        let blob_digest = openssl("sha256", &blob);
+        for threads in 1..=4 {
+            let mut d = Digester::new(&Options {
+                threads,
+                ..Options::default()
+            })
+            .unwrap();
             for piece in blob.chunks(l.piece) {
                 d.write(piece).unwrap();
             }
             let r = d.finish().unwrap();
-            prop_assert_eq!(r.format, format);
-            prop_assert_eq!(r.blob_digest.to_string(), openssl("sha256", &blob));
-            prop_assert_eq!(r.blob_size, blob.len() as u64);
-            prop_assert_eq!(&r.diff_id.to_string(), &diff_id);
-            prop_assert_eq!(r.diff_size, payload.len() as u64);
-            prop_assert!(r.tar.valid, "{:?}", r.tar);
-            prop_assert!(r.tar.end_marker);
-            prop_assert_eq!(r.tar.entries, l.entries.len() as u64);
+            let what = format!("{format} threads={threads}");
+            prop_assert_eq!(r.format, format, "{}", what);
+            prop_assert_eq!(&r.blob_digest.to_string(), &blob_digest, "{}", what);
+            prop_assert_eq!(r.blob_size, blob.len() as u64, "{}", what);
+            prop_assert_eq!(&r.diff_id.to_string(), &diff_id, "{}", what);
+            prop_assert_eq!(r.diff_size, payload.len() as u64, "{}", what);
+            prop_assert!(r.tar.valid, "{}: {:?}", what, r.tar);
+            prop_assert!(r.tar.end_marker, "{}", what);
+            prop_assert_eq!(r.tar.entries, l.entries.len() as u64, "{}", what);
         }
+    }
+    Ok(())
+}
+
+#[test]
+fn random_layers_match_openssl() {
+    // The budget of this process (its own test binary): 4 workers, so that threads 3 and 4
+    // are granted on a 2-core machine too.
+    diffid::set_workers(4).unwrap();
+    assert_eq!(diffid::workers(), 4);
+
+    // Records the names of the worker threads that ran.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let sampler = {
+        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let names = running_threads();
+                seen.lock()
+                    .unwrap()
+                    .extend(names.into_iter().filter(|n| n.starts_with("diffid-")));
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        })
+    };
+    let mut runner = TestRunner::new(Config {
+        cases: 6,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&layer(), |l| check(&l));
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    result.unwrap();
+
+    // Every layout and every parallel decoder ran: the blob hash on its own thread (3 or
+    // more tokens), the decode and DiffID workers, the xz, zstd and bzip2 helper crews.
+    let seen = seen.lock().unwrap();
+    for name in [
+        "diffid-blob",
+        "diffid-decode",
+        "diffid-diff",
+        "diffid-xz-",
+        "diffid-zstd-",
+        "diffid-bzip2-",
+    ] {
+        assert!(
+            seen.iter().any(|n| n.starts_with(name)),
+            "no {name}* thread ran: {seen:?}"
+        );
     }
 }

@@ -174,7 +174,20 @@ pub fn digest(format: Format, data: &[u8]) {
 
 /// The tar target: `data` is an uncompressed blob (inputs that look compressed are left to
 /// the other targets).
-pub fn tar(data: &[u8]) {
+///
+/// The first byte picks the mode: when its low bit is set, every non-zero 512-byte block of
+/// the rest gets a correct header checksum, so that mutated headers still pass Go's checksum
+/// check and the fuzzer reaches what follows it (PAX records, GNU long names, sparse maps,
+/// numeric fields); otherwise the rest is taken as it is.
+pub fn tar(input: &[u8]) {
+    let Some((&mode, rest)) = input.split_first() else {
+        return;
+    };
+    let mut owned = rest.to_vec();
+    if mode & 1 == 1 {
+        fix_checksums(&mut owned);
+    }
+    let data = &owned[..];
     if detect(data) != Format::None {
         return;
     }
@@ -194,6 +207,19 @@ pub fn tar(data: &[u8]) {
             assert!(!whole.tar.valid);
             assert_eq!(e.kind(), ErrorKind::InvalidTar);
         }
+    }
+}
+
+/// Writes the right checksum (octal, NUL, space, as tar does) into every block that is not
+/// all zeros.
+pub fn fix_checksums(data: &mut [u8]) {
+    for block in data.chunks_exact_mut(512) {
+        if block.iter().all(|&b| b == 0) {
+            continue;
+        }
+        block[148..156].copy_from_slice(b"        ");
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     }
 }
 

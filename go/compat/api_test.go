@@ -1,6 +1,7 @@
 package diffid_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -104,6 +105,37 @@ func TestBLAKE3(t *testing.T) {
 	}
 	if plain.BlobDigest != res.DiffID || plain.DiffID != plain.BlobDigest {
 		t.Errorf("the DiffID of the zstd layer %s is not the digest of its tar %s", res.DiffID, plain.BlobDigest)
+	}
+	// Against an independent reference: BLAKE3's official test vectors (input byte i is
+	// i % 251; the values of its test_vectors.json, computed by its C reference code), as
+	// the blob digest of the bytes and as the DiffID of their zstd and gzip forms.
+	vectors := []struct {
+		n   int
+		hex string
+	}{
+		{0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"},
+		{1, "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"},
+		{1024, "42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7"},
+		{1025, "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444"},
+		{31744, "62b6960e1a44bcc1eb1a611a8d6235b6b4b78f32e7abc4fb4c6cdcce94895c47"},
+		{102400, "bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085"},
+	}
+	input := make([]byte, 102400)
+	for i := range input {
+		input[i] = byte(i % 251)
+	}
+	for _, v := range vectors {
+		want := digest.Digest("blake3:" + v.hex)
+		data := input[:v.n]
+		for name, blob := range map[string][]byte{"plain": data, "zstd": goZstd(data, true), "gzip": goGzip(data, gzipHeader(), 6)} {
+			res, err := diffid.DigestBytes(blob, diffid.WithAlgorithm(diffid.BLAKE3))
+			if err != nil {
+				t.Fatalf("%d bytes, %s: %v", v.n, name, err)
+			}
+			if res.DiffID != want {
+				t.Errorf("%d bytes, %s: DiffID %s, BLAKE3's test vector %s", v.n, name, res.DiffID, want)
+			}
+		}
 	}
 }
 
@@ -258,16 +290,37 @@ func TestWriterConcurrentMisuse(t *testing.T) {
 }
 
 // TestWriterFinalizer: writers dropped without Close are freed by their finalizer.
+// TestWriterFinalizer: Writers abandoned mid-stream, with worker threads running, are
+// released by their finalizer: the threads end and nothing is left.
 func TestWriterFinalizer(t *testing.T) {
-	for range 50 {
-		w, err := diffid.NewWriter(diffid.WithThreads(2))
-		if err != nil {
-			t.Fatal(err)
+	// Several 512 KiB chunks of gzip, so that a Writer with threads starts workers.
+	blob := goGzip(buildTar([]tarEntry{
+		{name: "random", typeflag: tar.TypeReg, body: randomBytes(5, 3<<20)},
+	}), gzipHeader(), 1)
+	func() {
+		for range 10 {
+			w, err := diffid.NewWriter(diffid.WithThreads(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(blob[:len(blob)/2]); err != nil {
+				t.Fatal(err)
+			}
 		}
-		w.Write([]byte("abandoned"))
+	}()
+	if n := workerThreads(t); n == 0 {
+		t.Fatal("no worker thread started: the finalizers would have nothing to end")
 	}
-	for range 3 {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		runtime.GC()
+		n := workerThreads(t)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d worker threads of abandoned Writers still running: the finalizer did not release them", n)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -1,7 +1,7 @@
 package diffid_test
 
 // The comparison with containers/image: every generated layer and every file of
-// ../shared/corpus/peers, through every entry point of the package.
+// tests/data/peers, through every entry point of the package.
 
 import (
 	"errors"
@@ -65,7 +65,7 @@ func (s *tally) log(t *testing.T, what string) {
 		t.Logf("%s: rejected by containers/image only: %s", what, strings.Join(s.cOnlyNames, " "))
 	}
 	missingTools.Range(func(k, _ any) bool {
-		t.Logf("note: %s is not installed; cases needing it were judged by containers/image alone or skipped", k)
+		t.Errorf("%s is not installed: the cases needing it were not checked against it", k)
 		return true
 	})
 }
@@ -186,7 +186,8 @@ func TestGeneratedLayersSHA512(t *testing.T) {
 	s.log(t, "generated layers (sha512)")
 }
 
-const peersDir = "../../../shared/corpus/peers"
+// The peer corpus vendored in the repository (its README gives sources and licences).
+const peersDir = "../../tests/data/peers"
 
 func peerFiles(t *testing.T) []string {
 	t.Helper()
@@ -195,13 +196,17 @@ func peerFiles(t *testing.T) []string {
 		if err != nil {
 			return err
 		}
+		if d.IsDir() && d.Name() == "licenses" {
+			return filepath.SkipDir
+		}
 		if !d.IsDir() && !strings.HasSuffix(path, ".md") {
 			files = append(files, path)
 		}
 		return nil
 	})
 	if err != nil || len(files) == 0 {
-		t.Skipf("corpus %s not available: %v", peersDir, err)
+		// The corpus is part of the repository: missing is a failure, not a skip.
+		t.Fatalf("peer corpus %s not readable or empty: %v", peersDir, err)
 	}
 	sort.Strings(files)
 	return files
@@ -294,7 +299,7 @@ func TestFullXz(t *testing.T) {
 		total++
 		out, ok, why, available := cDecode(diffid.FormatXz, c.blob)
 		if !available {
-			t.Skip("xz is not installed")
+			t.Fatal("xz is not installed: WithFullXz cannot be checked against it")
 		}
 		if want := upstreamExpects(c.name); want != nil && *want != ok {
 			t.Errorf("%s: the installed xz says %v (%s), xz-utils' tests expect %v", c.name, ok, why, *want)

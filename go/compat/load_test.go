@@ -7,6 +7,7 @@ import (
 	"archive/tar"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -22,17 +23,37 @@ import (
 	"diffid.dev/go/diffid"
 )
 
-// workerThreads counts the process's diffid worker threads (every one is named "diffid-…");
-// -1 without /proc.
-func workerThreads() int {
+// workerThreads counts the process's running diffid worker threads (every one is named
+// "diffid-…"). A thread that has begun to exit (PF_EXITING, 0x4, in the flags field of
+// /proc/self/task/TID/stat) is not counted: the kernel sets that flag before the futex wake
+// that lets the library's join return, and lists the thread until it has reaped it, a moment
+// later; counting the listing right after a call returned raced that reaping.
+func workerThreads(t testing.TB) int {
+	const pfExiting = 0x4
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return -1
+		t.Fatalf("cannot count threads: %v", err)
 	}
 	n := 0
 	for _, task := range tasks {
-		comm, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "comm"))
-		if err == nil && strings.HasPrefix(string(comm), "diffid-") {
+		stat, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "stat"))
+		if err != nil {
+			continue // gone between the listing and the read
+		}
+		// "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces.
+		open, close := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+		if open < 0 || close < open {
+			t.Fatalf("unexpected %s/stat: %q", task.Name(), stat)
+		}
+		fields := strings.Fields(string(stat[close+1:]))
+		if len(fields) < 7 {
+			t.Fatalf("unexpected %s/stat: %q", task.Name(), stat)
+		}
+		flags, err := strconv.ParseUint(fields[6], 10, 64)
+		if err != nil {
+			t.Fatalf("unexpected %s/stat: %q", task.Name(), stat)
+		}
+		if strings.HasPrefix(string(stat[open+1:close]), "diffid-") && flags&pfExiting == 0 {
 			n++
 		}
 	}
@@ -49,15 +70,13 @@ func workerBudget() int {
 
 // sampleWorkers records the most diffid worker threads seen at once until stop is called.
 func sampleWorkers(t *testing.T) (most *atomic.Int64, stop func()) {
-	if workerThreads() < 0 {
-		t.Skip("no /proc/self/task to count threads in")
-	}
+	workerThreads(t) // fails the test without /proc
 	most = &atomic.Int64{}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			n := int64(workerThreads())
+			n := int64(workerThreads(t))
 			if n > most.Load() {
 				most.Store(n)
 			}
@@ -157,7 +176,7 @@ func TestLoad64Goroutines(t *testing.T) {
 	if most.Load() == 0 {
 		t.Errorf("no diffid worker thread was ever seen: the test did not load the budget")
 	}
-	if left := workerThreads(); left > 0 {
+	if left := workerThreads(t); left > 0 {
 		t.Errorf("%d diffid worker threads left after every call returned", left)
 	}
 }
@@ -166,7 +185,7 @@ func TestLoad64Goroutines(t *testing.T) {
 func rssKiB(t *testing.T) int64 {
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skipf("no /proc/self/status: %v", err)
+		t.Fatalf("cannot measure memory: %v", err)
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
@@ -207,6 +226,26 @@ func TestThousandLayersFlatMemory(t *testing.T) {
 	if len(layers) < 12 {
 		t.Fatalf("only %d small layers", len(layers))
 	}
+	// And two layers of several 512 KiB chunks, so that calls with threads start workers
+	// (the small ones never do): the thread check below then has something to check.
+	for i := range 2 {
+		payload := buildTar([]tarEntry{
+			{name: fmt.Sprintf("big-%d.bin", i), typeflag: tar.TypeReg, body: randomBytes(int64(100+i), 1<<20)},
+			{name: fmt.Sprintf("big-%d.txt", i), typeflag: tar.TypeReg, body: textBytes(1 << 20)},
+		})
+		argv := [][]string{{"zstd", "-c", "-q", "-1"}, {"xz", "-c", "-0", "-T2", "--block-size=256KiB"}}[i]
+		blob, ok := runTool(payload, argv...)
+		if !ok {
+			t.Fatalf("%s is needed", argv[0])
+		}
+		ref, err := referenceDigest(blob, digest.SHA256)
+		if err != nil {
+			t.Fatalf("big-%d: containers/image: %v", i, err)
+		}
+		layers = append(layers, layerCase{fmt.Sprintf("big-%d/%s", i, argv[0]), blob})
+		refs = append(refs, ref)
+	}
+	most, stop := sampleWorkers(t)
 	var at200 int64
 	for i := range n {
 		k := i % len(layers)
@@ -223,13 +262,88 @@ func TestThousandLayersFlatMemory(t *testing.T) {
 			at200 = rssKiB(t)
 		}
 	}
+	stop()
+	if most.Load() == 0 {
+		t.Errorf("no diffid worker thread was seen: the thread check below checks nothing")
+	}
 	debug.FreeOSMemory()
 	at1000 := rssKiB(t)
 	t.Logf("%d layers; resident %d KiB after 200, %d KiB after %d", len(layers), at200, at1000, n)
 	if grew := at1000 - at200; grew > 16<<10 {
 		t.Errorf("resident memory grew %d KiB from the 200th layer to the %dth", grew, n)
 	}
-	if left := workerThreads(); left > 0 {
+	if left := workerThreads(t); left > 0 {
 		t.Errorf("%d diffid worker threads left after every call returned", left)
 	}
+}
+
+// TestThreeWorkerLayout: the layout where the blob hash has a thread of its own needs three
+// tokens, which a 2-core machine's default budget never gives. The budget is fixed once per
+// process, so this test runs itself again with DIFFID_WORKERS=4; the child digests a layer
+// that does not split (gzip) with 3 and 4 threads, checks each answer against
+// containers/image, and requires that a "diffid-blob" thread ran.
+func TestThreeWorkerLayout(t *testing.T) {
+	if os.Getenv("DIFFID_THREE_WORKER_CHILD") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestThreeWorkerLayout$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "DIFFID_WORKERS=4", "DIFFID_THREE_WORKER_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestThreeWorkerLayout") {
+			t.Fatalf("the child with DIFFID_WORKERS=4 failed: %v\n%s", err, out)
+		}
+		t.Logf("child: %s", strings.TrimSpace(string(out)))
+		return
+	}
+	if workerBudget() != 4 {
+		t.Fatalf("budget %d, want 4", workerBudget())
+	}
+	blob := goGzip(buildTar([]tarEntry{
+		{name: "random", typeflag: tar.TypeReg, body: randomBytes(77, 3<<20)},
+		{name: "text", typeflag: tar.TypeReg, body: textBytes(1 << 20)},
+	}), gzipHeader(), 1)
+	ref, err := referenceDigest(blob, digest.SHA256)
+	if err != nil {
+		t.Fatalf("containers/image: %v", err)
+	}
+	for _, threads := range []int{3, 4} {
+		seen := false
+		w, err := diffid.NewWriter(diffid.WithThreads(threads))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off < len(blob); off += 64 << 10 {
+			end := min(off+64<<10, len(blob))
+			if _, err := w.Write(blob[off:end]); err != nil {
+				t.Fatal(err)
+			}
+			seen = seen || threadNamed(t, "diffid-blob")
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := sameAsReference(res, ref); d != "" {
+			t.Errorf("threads %d: %s", threads, d)
+		}
+		if !seen {
+			t.Errorf("threads %d: no diffid-blob thread ran: the layout was not the three-worker one", threads)
+		}
+	}
+}
+
+// threadNamed reports whether a thread of this process has the name name.
+func threadNamed(t *testing.T, name string) bool {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatalf("cannot list threads: %v", err)
+	}
+	for _, task := range tasks {
+		comm, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			return true
+		}
+	}
+	return false
 }

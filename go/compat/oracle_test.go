@@ -218,8 +218,8 @@ func judgeAs(blob []byte, alg digest.Algorithm, cExpect *bool) verdict {
 	var available bool
 	v.cOut, v.cOK, v.cWhy, available = cDecode(format, blob)
 	if !available {
-		v.cMissing = true
-		v.cOK = true // only containers/image's verdict is known
+		// A missing reference is a failure, never "accepts": the policy needs both verdicts.
+		panic(fmt.Sprintf("%s is not installed: the reference C decoder is needed to judge a %s blob", cTools[format][0], format))
 	}
 	if cExpect != nil {
 		if !*cExpect {

@@ -186,3 +186,45 @@ pub fn put(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     std::fs::write(&p, data).unwrap();
     p
 }
+
+/// Threads listed in `/proc/self/task`. A joined thread stays listed until the kernel has
+/// reaped it, a moment after `join` returned: counting these right after a join races.
+pub fn listed_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task is readable")
+        .count()
+}
+
+/// The names of the threads of this process that have not begun to exit: those whose
+/// `/proc/self/task/TID/stat` flags lack `PF_EXITING` (0x4). The kernel sets that flag first
+/// thing in `do_exit`, before the futex wake that lets `join` return, so a joined thread is
+/// never counted here: unlike [`listed_threads`], this count does not race the reaping.
+pub fn running_threads() -> Vec<String> {
+    const PF_EXITING: u64 = 0x4;
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task is readable")
+        .filter_map(|t| {
+            // A thread gone between the listing and the read is not running.
+            let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
+            // "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold
+            // spaces and parentheses, so split after the last ')'.
+            let close = stat.rfind(')')?;
+            let name = stat[stat.find('(')? + 1..close].to_string();
+            let flags: u64 = stat[close + 1..].split_whitespace().nth(6)?.parse().ok()?;
+            (flags & PF_EXITING == 0).then_some(name)
+        })
+        .collect()
+}
+
+/// Waits until at most `base` threads are listed, for up to 10 s (the kernel reaps joined
+/// threads in microseconds; a loaded machine may take longer); false if they never are.
+pub fn wait_listed_at_most(base: usize) -> bool {
+    let t = std::time::Instant::now();
+    while listed_threads() > base {
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+    true
+}

@@ -234,7 +234,7 @@ fn truncations_and_corruptions_fail_as_sequential() {
 
 #[test]
 fn corpus_as_sequential() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/peers/zstd");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers/zstd");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();

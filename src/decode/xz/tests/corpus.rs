@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/peers/xz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers/xz")
 }
 
 pub(super) fn corpus() -> Vec<(String, Vec<u8>)> {
