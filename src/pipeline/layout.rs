@@ -86,7 +86,22 @@ pub(super) enum BlobStage {
     Worker(Sender<Chunk>, JoinHandle<Hasher>),
 }
 
+/// The most threads the stages of an input that does not split run on: blob hash, decode,
+/// DiffID/tar.
+const STAGE_THREADS: usize = 3;
+
 impl Workers {
+    /// The most budget tokens worth taking for an input that decodes in parallel or not
+    /// (`splits`): a decoder that splits puts every token to work, the stages of any other
+    /// input use at most [`STAGE_THREADS`]. A token taken beyond that would sit idle while
+    /// concurrent calls go without (issue 14).
+    pub(super) fn tokens_wanted(opts: &Options, splits: bool) -> usize {
+        match splits {
+            true => opts.resolved_threads(),
+            false => opts.resolved_threads().min(STAGE_THREADS),
+        }
+    }
+
     /// Starts the workers `tokens` pay for (at least one), laid out for an input that decodes
     /// in parallel or not (`splits`; see the module documentation).
     pub(super) fn start(
@@ -103,6 +118,11 @@ impl Workers {
                 format!("cannot start a worker thread: {e}"),
             )
         };
+        // Whoever took `tokens` asked for no more than this; tokens past it would be idle.
+        let idle = tokens
+            .count()
+            .saturating_sub(Self::tokens_wanted(opts, splits));
+        drop(tokens.split(idle));
         let k = tokens.count();
         // The DiffID stage runs on the decoding thread with one token, or when the other
         // tokens go to decoding. A decoder that splits its input gets the other tokens (maybe
@@ -261,8 +281,8 @@ pub(super) fn decode_worker(
         shared.fail(e);
         return None;
     }
-    drop(emit);
     // Stop the decoder's helpers before the caller goes on.
     drop(stage);
+    drop(emit);
     diff
 }
