@@ -2,7 +2,7 @@
 #
 #   make            release library (rlib, cdylib, staticlib) and the diffid CLI
 #   make demo       digests of this repository packed as a layer in every format
-#   make test       every test: Rust (against the Go reference), C ABI, Go package
+#   make test       lints, then every test: Rust (against the Go reference), C ABI, Go package
 #   make bench      criterion benches and the comparison with the peers
 #   make header     regenerate include/diffid.h with cbindgen
 #   make install    PREFIX=/usr/local: libraries, header, diffid.pc, CLI
@@ -16,7 +16,7 @@ export GOFLAGS     := -mod=mod
 RELEASE  := target/release
 ORACLE   := target/oracle/oracle
 
-.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
+.PHONY: lint deny fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
 
 all build: deps
 	$(CARGO) build --release --locked --features cli
@@ -34,8 +34,14 @@ $(ORACLE): tests/oracle/main.go tests/oracle/go.mod tests/oracle/go.sum
 demo: build
 	@scripts/demo.sh $(RELEASE)/diffid
 
-test: oracle test-rust test-ffi test-go test-real deny
+test: oracle lint test-rust test-ffi test-go test-real deny
 	@echo "make test: all suites passed"
+
+# clippy on every Rust target (the CLI too; warnings are errors) and go vet on the Go package.
+# --release so that it reuses the dependencies the tests build.
+lint: deps
+	$(CARGO) clippy --release --locked --all-targets --features cli -- -D warnings
+	cd go && CGO_ENABLED=1 $(GO) vet ./...
 
 test-rust: deps oracle
 	DIFFID_ORACLE=$(CURDIR)/$(ORACLE) $(CARGO) test --release --locked --features cli

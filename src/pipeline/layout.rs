@@ -82,7 +82,8 @@ pub(super) struct Workers {
 }
 
 pub(super) enum BlobStage {
-    Caller(Hasher),
+    // Boxed: a hasher's state (256 bytes or more) would make every `Workers` that large.
+    Caller(Box<Hasher>),
     Worker(Sender<Chunk>, JoinHandle<Hasher>),
 }
 
@@ -151,7 +152,7 @@ impl Workers {
                 .map_err(spawn_err)?;
             BlobStage::Worker(blob_tx, handle)
         } else {
-            BlobStage::Caller(Hasher::new(opts.algorithm))
+            BlobStage::Caller(Box::new(Hasher::new(opts.algorithm)))
         };
 
         let (diff_tx, diff) = if fold {
@@ -223,7 +224,7 @@ impl Workers {
         } = self;
         drop(decode_tx);
         let blob = match blob {
-            BlobStage::Caller(hasher) => Some(hasher),
+            BlobStage::Caller(hasher) => Some(*hasher),
             BlobStage::Worker(tx, handle) => {
                 drop(tx);
                 handle.join().ok()
@@ -283,6 +284,5 @@ pub(super) fn decode_worker(
     }
     // Stop the decoder's helpers before the caller goes on.
     drop(stage);
-    drop(emit);
     diff
 }
