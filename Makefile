@@ -2,7 +2,7 @@
 #
 #   make            release library (rlib, cdylib, staticlib) and the diffid CLI
 #   make demo       digests of this repository packed as a layer in every format
-#   make test       every test: Rust (against the Go reference), C ABI, Go package
+#   make test       lints, then every test: Rust (against the Go reference), C ABI, Go package
 #   make bench      criterion benches and the comparison with the peers
 #   make header     regenerate include/diffid.h with cbindgen
 #   make install    PREFIX=/usr/local: what `make` built, stripped (no build, no cargo)
@@ -26,7 +26,7 @@ GEN      := $(RELEASE)/share
 # Written last by `make`; make install refuses a tree without it.
 BUILT    := $(RELEASE)/.make-build
 
-.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-packaging test-real header header-check cbindgen-tool oracle bench install uninstall clean
+.PHONY: lint deny fuzz soak all build deps demo test test-rust test-ffi test-go test-packaging test-real header header-check cbindgen-tool oracle bench install uninstall clean
 
 # After cargo: libdiffid.a made to export only diffid_* (scripts/isolate-staticlib.sh), the
 # libdiffid.so.$(MAJOR) link the SONAME asks for, the uninstalled pkg-config files, and the
@@ -56,8 +56,14 @@ $(ORACLE): tests/oracle/main.go tests/oracle/go.mod tests/oracle/go.sum
 demo: build
 	@scripts/demo.sh $(RELEASE)/diffid
 
-test: oracle test-rust test-ffi test-go test-packaging test-real deny
+test: oracle lint test-rust test-ffi test-go test-packaging test-real deny
 	@echo "make test: all suites passed"
+
+# clippy on every Rust target (the CLI too; warnings are errors) and go vet on the Go package.
+# --release so that it reuses the dependencies the tests build.
+lint: deps
+	$(CARGO) clippy --release --locked --all-targets --features cli -- -D warnings
+	cd go && CGO_ENABLED=1 $(GO) vet ./...
 
 test-rust: deps oracle
 	DIFFID_ORACLE=$(CURDIR)/$(ORACLE) $(CARGO) test --release --locked --features cli

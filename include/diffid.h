@@ -10,6 +10,13 @@
  *   result, never in thread-local storage, so callers that hop OS threads (Go) are safe.
  * - Every pointer is checked: NULL gives DIFFID_INVALID_ARGUMENT (or NULL, 0, false from
  *   the accessors). A NULL diffid_options means the defaults.
+ * - What is detected: NULL pointers, out-of-range numbers (an unknown algorithm), and calls
+ *   in the wrong order on a live handle (a write after finish, finish twice: DIFFID_MISUSE).
+ *   What is the caller's duty, as in libdeflate and zstd, because no library can tell: a
+ *   handle is used only between its _new and its _free (no use after free, no double free,
+ *   no pointer that did not come from this library); a buffer holds the length passed with
+ *   it; a handle is shared between threads only as its thread-safety sentence allows.
+ *   Breaking these is undefined behaviour.
  * - The library frees what it allocates: each _new or result has its _free, and _free(NULL)
  *   is a no-op. Strings returned by a result belong to it.
  * - No function lets a panic (a bug) escape: it becomes DIFFID_INTERNAL.
@@ -239,12 +246,21 @@ const char *diffid_code_name(diffid_code code);
 /**
  * Makes options holding the defaults and stores them in `*out`; free them with
  * `diffid_options_free`. Returns `DIFFID_INVALID_ARGUMENT` when `out` is NULL.
+ *
+ * # Safety
+ *
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_options_new(diffid_options **out);
 
 /**
  * Frees options made by `diffid_options_new`. NULL is a no-op. Handles made with the
  * options are not affected.
+ *
+ * # Safety
+ *
+ * `opts` is NULL or options from `diffid_options_new` not freed yet; no other call uses them
+ * during or after this one (freeing twice is not detected).
  */
 void diffid_options_free(diffid_options *opts);
 
@@ -252,12 +268,22 @@ void diffid_options_free(diffid_options *opts);
  * Sets the digest algorithm of both digests: `DIFFID_ALGORITHM_SHA256` (the default),
  * `DIFFID_ALGORITHM_SHA512` or `DIFFID_ALGORITHM_BLAKE3`. Returns
  * `DIFFID_INVALID_ARGUMENT`, changing nothing, for any other value or a NULL `o`.
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_algorithm(diffid_options *o, diffid_algorithm alg);
 
 /**
  * Accepts (and ignores) bytes after the last gzip member, as pigz, igzip and moby do, when
  * `on`. Off by default: containers/image rejects them (`DIFFID_TRAILING_DATA`).
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_lenient_gzip(diffid_options *o, bool on);
 
@@ -265,12 +291,22 @@ diffid_code diffid_options_set_lenient_gzip(diffid_options *o, bool on);
  * Accepts xz filter chains other than a lone LZMA2 (BCJ, delta, ARM64, ...) and decodes
  * them as the `xz` program does, when `on`. Off by default: containers/image rejects them
  * (`DIFFID_UNSUPPORTED`).
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_full_xz(diffid_options *o, bool on);
 
 /**
  * Fails with `DIFFID_LIMIT_EXCEEDED` once the decoded stream exceeds `max` bytes; 0 (the
  * default) means no limit. Memory use is bounded either way.
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_max_size(diffid_options *o, uint64_t max);
 
@@ -278,18 +314,33 @@ diffid_code diffid_options_set_max_size(diffid_options *o, uint64_t max);
  * Sets the memory a decoder may allocate for its window or dictionary, in bytes; an xz
  * block needing more fails with `DIFFID_LIMIT_EXCEEDED`. 0 means the default, 1 GiB. (zstd
  * windows are limited to 512 MiB regardless, as in containers/image.)
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_memory_limit(diffid_options *o, uint64_t bytes);
 
 /**
  * Sets the number of worker threads: 0 (the default) means one per core, 1 runs every
  * stage on the calling thread. Blobs smaller than 512 KiB never start a thread.
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_threads(diffid_options *o, uint32_t n);
 
 /**
  * When `on`, a decoded stream that is not a valid tar archive is an error
  * (`DIFFID_INVALID_TAR`) instead of a verdict in the result. Off by default.
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call.
  */
 diffid_code diffid_options_set_require_tar(diffid_options *o, bool on);
 
@@ -304,6 +355,13 @@ diffid_code diffid_options_set_require_tar(diffid_options *o, bool on);
  * is NULL. A file that cannot be opened or read gives `DIFFID_IO`.
  *
  * Thread-safe: any number of threads may digest at once.
+ *
+ * # Safety
+ *
+ * `path` is NULL or a NUL-terminated string.
+ * `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+ * during the call.
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_digest_file(const char *path, const diffid_options *opts, diffid_result **out);
 
@@ -318,6 +376,12 @@ diffid_code diffid_digest_file(const char *path, const diffid_options *opts, dif
  * read(2) gives `DIFFID_IO`.
  *
  * Thread-safe for different descriptors.
+ *
+ * # Safety
+ *
+ * `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+ * during the call.
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_digest_fd(int fd, const diffid_options *opts, diffid_result **out);
 
@@ -330,6 +394,13 @@ diffid_code diffid_digest_fd(int fd, const diffid_options *opts, diffid_result *
  * `diffid_digest_file` does.
  *
  * Thread-safe: any number of threads may digest at once, the same buffer too.
+ *
+ * # Safety
+ *
+ * `data` is valid for reading `len` bytes during the call (or `len` is 0).
+ * `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+ * during the call.
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_digest_buffer(const uint8_t *data, size_t len, const diffid_options *opts, diffid_result **out);
 
@@ -338,6 +409,12 @@ diffid_code diffid_digest_buffer(const uint8_t *data, size_t len, const diffid_o
  * `*out`; free it with `diffid_stream_free`. No thread starts before the first 512 KiB
  * have been written. Returns `DIFFID_INVALID_ARGUMENT` when `out` is NULL; on failure
  * `*out` is set to NULL.
+ *
+ * # Safety
+ *
+ * `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+ * during the call.
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_stream_new(const diffid_options *opts, diffid_stream **out);
 
@@ -350,6 +427,12 @@ diffid_code diffid_stream_new(const diffid_options *opts, diffid_stream **out);
  * `DIFFID_CANCELLED`, ...), after which every further write fails the same way: call
  * `diffid_stream_finish` for a result holding the message. Writing after
  * `diffid_stream_finish` gives `DIFFID_MISUSE`.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a stream from `diffid_stream_new` that has not been freed, and no other
+ * thread frees it during the call.
+ * `data` is valid for reading `len` bytes during the call (or `len` is 0).
  */
 diffid_code diffid_stream_write(diffid_stream *s, const uint8_t *data, size_t len);
 
@@ -359,6 +442,12 @@ diffid_code diffid_stream_write(diffid_stream *s, const uint8_t *data, size_t le
  * result with `diffid_result_free`, the stream with `diffid_stream_free`. Returns
  * `DIFFID_INVALID_ARGUMENT` without a result when `out` is NULL (the stream is left as it
  * was), and a result holding `DIFFID_MISUSE` when the stream has already finished.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a stream from `diffid_stream_new` that has not been freed, and no other
+ * thread frees it during the call.
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_stream_finish(diffid_stream *s, diffid_result **out);
 
@@ -369,6 +458,11 @@ diffid_code diffid_stream_finish(diffid_stream *s, diffid_result **out);
  * completes), and every later write and finish gives `DIFFID_CANCELLED`. It does not wait
  * for the write (the stream's lock is not taken). Cancelling twice, or after finish, does
  * nothing. Returns `DIFFID_INVALID_ARGUMENT` when `s` is NULL.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a stream from `diffid_stream_new` that has not been freed, and no other
+ * thread frees it during the call.
  */
 diffid_code diffid_stream_cancel(const diffid_stream *s);
 
@@ -376,12 +470,22 @@ diffid_code diffid_stream_cancel(const diffid_stream *s);
  * Frees a stream, finished or not; an unfinished stream is cancelled and its worker
  * threads are joined before this returns. NULL is a no-op. Must not run concurrently with
  * any other call on the same stream.
+ *
+ * # Safety
+ *
+ * `s` is NULL or a stream from `diffid_stream_new` not freed yet; no other call on it runs
+ * during or after this one (freeing twice is not detected).
  */
 void diffid_stream_free(diffid_stream *s);
 
 /**
  * The code of the result: `DIFFID_OK`, or the kind of error it holds.
  * `DIFFID_INVALID_ARGUMENT` when `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 diffid_code diffid_result_code(const diffid_result *r);
 
@@ -389,6 +493,11 @@ diffid_code diffid_result_code(const diffid_result *r);
  * The message of the error the result holds, naming what was wrong and where, e.g.
  * `"gzip: invalid checksum (at compressed byte 1234)"`; NULL on success or when `r` is
  * NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 const char *diffid_result_error(const diffid_result *r);
 
@@ -396,11 +505,21 @@ const char *diffid_result_error(const diffid_result *r);
  * The blob digest (over the raw bytes), as `"sha256:<64 hex digits>"` (or `sha512:`,
  * `blake3:`): the layer descriptor's digest. NULL when the result holds an error or `r` is
  * NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 const char *diffid_result_blob_digest(const diffid_result *r);
 
 /**
  * The size of the blob in bytes; 0 when the result holds an error or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 uint64_t diffid_result_blob_size(const diffid_result *r);
 
@@ -408,12 +527,22 @@ uint64_t diffid_result_blob_size(const diffid_result *r);
  * The DiffID (the digest of the decompressed stream), as `"sha256:<64 hex digits>"`: the
  * image config's `rootfs.diff_ids` entry. Equal to the blob digest for an uncompressed
  * blob. NULL when the result holds an error or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 const char *diffid_result_diff_id(const diffid_result *r);
 
 /**
  * The size of the decompressed stream in bytes; 0 when the result holds an error or `r` is
  * NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 uint64_t diffid_result_diff_size(const diffid_result *r);
 
@@ -421,12 +550,22 @@ uint64_t diffid_result_diff_size(const diffid_result *r);
  * The detected compression. `DIFFID_FORMAT_NONE` also when the format is not known (an
  * error result from a file that could not be read, NULL `r`): `diffid_result_format_name`
  * tells the two apart.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 diffid_format diffid_result_format(const diffid_result *r);
 
 /**
  * The name of the detected compression: `"none"`, `"gzip"`, `"bzip2"`, `"xz"` or
  * `"zstd"`; NULL when it is not known (an error before or outside decoding, NULL `r`).
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 const char *diffid_result_format_name(const diffid_result *r);
 
@@ -434,35 +573,65 @@ const char *diffid_result_format_name(const diffid_result *r);
  * The layer media type containers/image records for the blob, e.g.
  * `"application/vnd.oci.image.layer.v1.tar+zstd"` (bzip2 and xz, which have no OCI media
  * type, get `+gzip` as there). NULL when the result holds an error or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 const char *diffid_result_media_type(const diffid_result *r);
 
 /**
  * Whether the decompressed stream is a tar archive Go's `archive/tar` reads to its end
  * without error. false when the result holds an error or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 bool diffid_result_tar_valid(const diffid_result *r);
 
 /**
  * The number of tar entries read (up to the first tar error); 0 when the result holds an
  * error or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 uint64_t diffid_result_tar_entries(const diffid_result *r);
 
 /**
  * Whether the tar end-of-archive marker (two zero blocks) was seen. false when the result
  * holds an error or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 bool diffid_result_tar_end_marker(const diffid_result *r);
 
 /**
  * Why the decompressed stream is not a valid tar archive, with the offset in the decoded
  * stream; NULL when it is valid, when the result holds an error, or when `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
  */
 const char *diffid_result_tar_error(const diffid_result *r);
 
 /**
  * Frees a result and every string it returned. NULL is a no-op.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library not freed yet; no other call uses it, nor any
+ * string it returned, during or after this one (freeing twice is not detected).
  */
 void diffid_result_free(diffid_result *r);
 

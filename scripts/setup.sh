@@ -11,6 +11,11 @@ declare -A want=(
   # The static build of ISA-L (gzip inflate) runs autotools and nasm.
   [nasm]=nasm [autoconf]=autoconf [automake]=automake [libtoolize]=libtool
 )
+# `make lint` runs clippy, a rustup component (the toolchain may come without it).
+if ! cargo clippy --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+  rustup component add clippy
+fi
+
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")

@@ -13,8 +13,9 @@
 //!
 //! Taking tokens never waits: a call takes what is free, up to its own maximum
 //! ([`Options::threads`](crate::Options::threads)), and makes do with that — fewer threads, and
-//! with none at all the whole computation runs on the caller's thread. A call holds its
-//! tokens until it ends; parallel decoders may take more later, when others have ended.
+//! with none at all the whole computation runs on the caller's thread. A call takes no more
+//! tokens than its threads use (at most three for an input that does not decode in
+//! parallel) and holds them until it ends; parallel decoders may take more later, when others have ended.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};

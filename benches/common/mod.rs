@@ -134,7 +134,7 @@ fn load(form: Form) -> Vec<u8> {
 /// `n` bytes that are not a tar archive (random), for hashing through the public API: the
 /// tar stage gives up on the first block and skips the rest without looking at it.
 pub fn not_tar(n: usize) -> Vec<u8> {
-    let mut rng = Rng(0x5EED_0F_D1FF1D);
+    let mut rng = Rng(0x5EED_0FD1_FF1D);
     let mut v = vec![0u8; n];
     rng.fill(&mut v);
     v
@@ -241,7 +241,7 @@ fn line(rng: &mut Rng, vocab: &[Vec<u8>]) -> Vec<u8> {
 /// An index below `n`, low ones far more often (the square of a uniform draw).
 fn skewed(rng: &mut Rng, n: usize) -> usize {
     let u = rng.below(1 << 16) as usize;
-    ((u * u) >> 16) * n >> 16
+    (((u * u) >> 16) * n) >> 16
 }
 
 /// Machine-code-like bytes: instruction templates reused often, with random operands.

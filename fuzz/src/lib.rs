@@ -250,163 +250,170 @@ pub fn ffi_stream(data: &[u8]) {
     let [threads, max, ops @ ..] = data else {
         return;
     };
-    let mut opts = std::ptr::null_mut();
-    assert_eq!(diffid_options_new(&mut opts), diffid_code::DIFFID_OK);
-    let threads = u32::from(threads % 4);
-    assert_eq!(
-        diffid_options_set_threads(opts, threads),
-        diffid_code::DIFFID_OK
-    );
-    let max_size = match max {
-        0 => None,
-        m => Some(u64::from(*m) << 12),
-    };
-    assert_eq!(
-        diffid_options_set_max_size(opts, max_size.unwrap_or(0)),
-        diffid_code::DIFFID_OK
-    );
-    assert_eq!(
-        diffid_options_set_memory_limit(opts, 64 << 20),
-        diffid_code::DIFFID_OK
-    );
-    let rust_opts = Options {
-        threads: threads as usize,
-        max_size,
-        decoder_memory_limit: 64 << 20,
-        ..Options::default()
-    };
+    // SAFETY: every pointer passed is NULL, a live local, or a handle this function made and
+    // uses only while it is live (the stream is freed after its last use, the result after
+    // its last read), each freed once; data pointers come with their slices' lengths.
+    unsafe {
+        let mut opts = std::ptr::null_mut();
+        assert_eq!(diffid_options_new(&mut opts), diffid_code::DIFFID_OK);
+        let threads = u32::from(threads % 4);
+        assert_eq!(
+            diffid_options_set_threads(opts, threads),
+            diffid_code::DIFFID_OK
+        );
+        let max_size = match max {
+            0 => None,
+            m => Some(u64::from(*m) << 12),
+        };
+        assert_eq!(
+            diffid_options_set_max_size(opts, max_size.unwrap_or(0)),
+            diffid_code::DIFFID_OK
+        );
+        assert_eq!(
+            diffid_options_set_memory_limit(opts, 64 << 20),
+            diffid_code::DIFFID_OK
+        );
+        let rust_opts = Options {
+            threads: threads as usize,
+            max_size,
+            decoder_memory_limit: 64 << 20,
+            ..Options::default()
+        };
 
-    let mut s = std::ptr::null_mut();
-    assert_eq!(diffid_stream_new(opts, &mut s), diffid_code::DIFFID_OK);
-    assert!(!s.is_null());
-    // The stream copied the options.
-    diffid_options_free(opts);
+        let mut s = std::ptr::null_mut();
+        assert_eq!(diffid_stream_new(opts, &mut s), diffid_code::DIFFID_OK);
+        assert!(!s.is_null());
+        // The stream copied the options.
+        diffid_options_free(opts);
 
-    let mut written = Vec::new();
-    // Once cancelled: the codes a call may return (an error found before the cancel wins).
-    let mut cancelled: Option<Vec<diffid_code>> = None;
-    let mut finished: Option<*mut diffid_result> = None;
-    let mut rest = ops;
-    while let [op, lo, hi, tail @ ..] = rest {
-        let len = usize::from(u16::from_le_bytes([*lo, *hi]));
-        rest = tail;
-        match op % 8 {
-            0..=3 => {
-                let n = len.min(rest.len());
-                let (piece, tail) = rest.split_at(n);
-                rest = tail;
-                let code = diffid_stream_write(s, piece.as_ptr(), piece.len());
-                if finished.is_some() {
-                    assert_eq!(code, diffid_code::DIFFID_MISUSE);
-                } else {
-                    written.extend_from_slice(piece);
-                    if let Some(allowed) = &cancelled {
-                        assert!(allowed.contains(&code), "{code:?} after a cancel");
-                    }
-                }
-            }
-            4 => {
-                // A short piece repeated: enough bytes for the worker threads to start.
-                let n = (len % 64).min(rest.len()).max(1).min(rest.len());
-                let (piece, tail) = rest.split_at(n);
-                rest = tail;
-                let times = 1 + usize::from(*hi);
-                let big = piece.repeat(times * 64);
-                let code = diffid_stream_write(s, big.as_ptr(), big.len());
-                if finished.is_some() {
-                    assert_eq!(code, diffid_code::DIFFID_MISUSE);
-                } else {
-                    written.extend_from_slice(&big);
-                }
-            }
-            5 => {
-                // NULL data: fine for len 0, an invalid argument otherwise, and the stream
-                // is left as it was.
-                let code = diffid_stream_write(s, std::ptr::null(), len);
-                if len > 0 {
-                    assert_eq!(code, diffid_code::DIFFID_INVALID_ARGUMENT);
-                } else if finished.is_some() {
-                    assert_eq!(code, diffid_code::DIFFID_MISUSE);
-                }
-            }
-            6 if *lo == 0xca => {
-                // Cancel, now or from another thread.
-                let addr = s as usize;
-                let code = if *hi & 1 == 1 {
-                    std::thread::spawn(move || diffid_stream_cancel(addr as *const diffid_stream))
-                        .join()
-                        .unwrap()
-                } else {
-                    diffid_stream_cancel(s)
-                };
-                assert_eq!(code, diffid_code::DIFFID_OK);
-                if finished.is_none() && cancelled.is_none() {
-                    let mut allowed = vec![diffid_code::DIFFID_CANCELLED];
-                    if let Err(e) = digest_bytes(&written, &rust_opts) {
-                        if e.kind() != ErrorKind::Truncated {
-                            allowed.push(code_of(e.kind()));
+        let mut written = Vec::new();
+        // Once cancelled: the codes a call may return (an error found before the cancel wins).
+        let mut cancelled: Option<Vec<diffid_code>> = None;
+        let mut finished: Option<*mut diffid_result> = None;
+        let mut rest = ops;
+        while let [op, lo, hi, tail @ ..] = rest {
+            let len = usize::from(u16::from_le_bytes([*lo, *hi]));
+            rest = tail;
+            match op % 8 {
+                0..=3 => {
+                    let n = len.min(rest.len());
+                    let (piece, tail) = rest.split_at(n);
+                    rest = tail;
+                    let code = diffid_stream_write(s, piece.as_ptr(), piece.len());
+                    if finished.is_some() {
+                        assert_eq!(code, diffid_code::DIFFID_MISUSE);
+                    } else {
+                        written.extend_from_slice(piece);
+                        if let Some(allowed) = &cancelled {
+                            assert!(allowed.contains(&code), "{code:?} after a cancel");
                         }
                     }
-                    cancelled = Some(allowed);
                 }
-            }
-            7 if *lo == 0xf1 => {
-                let mut r = std::ptr::null_mut();
-                let code = diffid_stream_finish(s, &mut r);
-                assert!(!r.is_null());
-                assert_eq!(diffid_result_code(r), code);
-                match finished {
-                    Some(_) => {
+                4 => {
+                    // A short piece repeated: enough bytes for the worker threads to start.
+                    let n = (len % 64).min(rest.len()).max(1).min(rest.len());
+                    let (piece, tail) = rest.split_at(n);
+                    rest = tail;
+                    let times = 1 + usize::from(*hi);
+                    let big = piece.repeat(times * 64);
+                    let code = diffid_stream_write(s, big.as_ptr(), big.len());
+                    if finished.is_some() {
                         assert_eq!(code, diffid_code::DIFFID_MISUSE);
-                        diffid_result_free(r);
+                    } else {
+                        written.extend_from_slice(&big);
                     }
-                    None => finished = Some(r),
+                }
+                5 => {
+                    // NULL data: fine for len 0, an invalid argument otherwise, and the stream
+                    // is left as it was.
+                    let code = diffid_stream_write(s, std::ptr::null(), len);
+                    if len > 0 {
+                        assert_eq!(code, diffid_code::DIFFID_INVALID_ARGUMENT);
+                    } else if finished.is_some() {
+                        assert_eq!(code, diffid_code::DIFFID_MISUSE);
+                    }
+                }
+                6 if *lo == 0xca => {
+                    // Cancel, now or from another thread.
+                    let addr = s as usize;
+                    let code = if *hi & 1 == 1 {
+                        std::thread::spawn(move || {
+                            diffid_stream_cancel(addr as *const diffid_stream)
+                        })
+                        .join()
+                        .unwrap()
+                    } else {
+                        diffid_stream_cancel(s)
+                    };
+                    assert_eq!(code, diffid_code::DIFFID_OK);
+                    if finished.is_none() && cancelled.is_none() {
+                        let mut allowed = vec![diffid_code::DIFFID_CANCELLED];
+                        if let Err(e) = digest_bytes(&written, &rust_opts) {
+                            if e.kind() != ErrorKind::Truncated {
+                                allowed.push(code_of(e.kind()));
+                            }
+                        }
+                        cancelled = Some(allowed);
+                    }
+                }
+                7 if *lo == 0xf1 => {
+                    let mut r = std::ptr::null_mut();
+                    let code = diffid_stream_finish(s, &mut r);
+                    assert!(!r.is_null());
+                    assert_eq!(diffid_result_code(r), code);
+                    match finished {
+                        Some(_) => {
+                            assert_eq!(code, diffid_code::DIFFID_MISUSE);
+                            diffid_result_free(r);
+                        }
+                        None => finished = Some(r),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let r = match finished {
+            Some(r) => r,
+            None => {
+                let mut r = std::ptr::null_mut();
+                diffid_stream_finish(s, &mut r);
+                r
+            }
+        };
+        diffid_stream_free(s);
+
+        let code = diffid_result_code(r);
+        if let Some(allowed) = &cancelled {
+            assert!(allowed.contains(&code), "{code:?} after a cancel");
+        } else {
+            // Exactly what the Rust API gives for the bytes written.
+            let expected = digest_bytes(&written, &rust_opts);
+            match &expected {
+                Ok(rep) => {
+                    assert_eq!(code, diffid_code::DIFFID_OK, "{rep:?}");
+                    // SAFETY: a successful result holds NUL-terminated digests that live until
+                    // the result is freed.
+                    let diff = CStr::from_ptr(diffid_result_diff_id(r));
+                    let blob = CStr::from_ptr(diffid_result_blob_digest(r));
+                    assert_eq!(diff.to_str().unwrap(), rep.diff_id.to_string());
+                    assert_eq!(blob.to_str().unwrap(), rep.blob_digest.to_string());
+                    assert_eq!(diffid_result_diff_size(r), rep.diff_size);
+                    assert_eq!(diffid_result_blob_size(r), rep.blob_size);
+                    assert_eq!(diffid_result_tar_valid(r), rep.tar.valid);
+                    assert_eq!(diffid_result_tar_entries(r), rep.tar.entries);
+                }
+                Err(e) => {
+                    assert_eq!(code, code_of(e.kind()), "{e}");
+                    assert!(!diffid_result_error(r).is_null());
                 }
             }
-            _ => {}
         }
-    }
-    let r = match finished {
-        Some(r) => r,
-        None => {
-            let mut r = std::ptr::null_mut();
-            diffid_stream_finish(s, &mut r);
-            r
+        if code != diffid_code::DIFFID_OK {
+            assert!(!diffid_result_error(r).is_null());
         }
-    };
-    diffid_stream_free(s);
-
-    let code = diffid_result_code(r);
-    if let Some(allowed) = &cancelled {
-        assert!(allowed.contains(&code), "{code:?} after a cancel");
-    } else {
-        // Exactly what the Rust API gives for the bytes written.
-        let expected = digest_bytes(&written, &rust_opts);
-        match &expected {
-            Ok(rep) => {
-                assert_eq!(code, diffid_code::DIFFID_OK, "{rep:?}");
-                // SAFETY: a successful result holds NUL-terminated digests that live until
-                // the result is freed.
-                let diff = unsafe { CStr::from_ptr(diffid_result_diff_id(r)) };
-                let blob = unsafe { CStr::from_ptr(diffid_result_blob_digest(r)) };
-                assert_eq!(diff.to_str().unwrap(), rep.diff_id.to_string());
-                assert_eq!(blob.to_str().unwrap(), rep.blob_digest.to_string());
-                assert_eq!(diffid_result_diff_size(r), rep.diff_size);
-                assert_eq!(diffid_result_blob_size(r), rep.blob_size);
-                assert_eq!(diffid_result_tar_valid(r), rep.tar.valid);
-                assert_eq!(diffid_result_tar_entries(r), rep.tar.entries);
-            }
-            Err(e) => {
-                assert_eq!(code, code_of(e.kind()), "{e}");
-                assert!(!diffid_result_error(r).is_null());
-            }
-        }
+        diffid_result_free(r);
+        // Freeing NULL is a no-op.
+        diffid_result_free(std::ptr::null_mut());
+        diffid_stream_free(std::ptr::null_mut());
     }
-    if code != diffid_code::DIFFID_OK {
-        assert!(!diffid_result_error(r).is_null());
-    }
-    diffid_result_free(r);
-    // Freeing NULL is a no-op.
-    diffid_result_free(std::ptr::null_mut());
-    diffid_stream_free(std::ptr::null_mut());
 }

@@ -20,21 +20,31 @@ use crate::{Error, ErrorKind, digest_bytes, digest_path, digest_reader};
 /// is NULL. A file that cannot be opened or read gives `DIFFID_IO`.
 ///
 /// Thread-safe: any number of threads may digest at once.
+///
+/// # Safety
+///
+/// `path` is NULL or a NUL-terminated string.
+/// `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+/// during the call.
+/// `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_digest_file(
+pub unsafe extern "C" fn diffid_digest_file(
     path: *const c_char,
     opts: *const diffid_options,
     out: *mut *mut diffid_result,
 ) -> diffid_code {
     guard(|| {
-        deliver(out, || {
-            if path.is_null() {
-                return Err(invalid("path"));
-            }
-            // SAFETY: `path` is non-NULL and NUL-terminated (the contract).
-            let path = unsafe { CStr::from_ptr(path) };
-            digest_path(path_of(path), &options(opts))
-        })
+        // SAFETY: `out`, `path` and `opts` are as this function's contract requires.
+        unsafe {
+            deliver(out, || {
+                if path.is_null() {
+                    return Err(invalid("path"));
+                }
+                // SAFETY: `path` is non-NULL and NUL-terminated (the contract).
+                let path = CStr::from_ptr(path);
+                digest_path(path_of(path), &options(opts))
+            })
+        }
     })
 }
 
@@ -75,22 +85,31 @@ impl Read for FdReader {
 /// read(2) gives `DIFFID_IO`.
 ///
 /// Thread-safe for different descriptors.
+///
+/// # Safety
+///
+/// `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+/// during the call.
+/// `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_digest_fd(
+pub unsafe extern "C" fn diffid_digest_fd(
     fd: c_int,
     opts: *const diffid_options,
     out: *mut *mut diffid_result,
 ) -> diffid_code {
     guard(|| {
-        deliver(out, || {
-            if fd < 0 {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!("{fd} is not a file descriptor"),
-                ));
-            }
-            digest_reader(FdReader(fd), &options(opts))
-        })
+        // SAFETY: `out` and `opts` are as this function's contract requires.
+        unsafe {
+            deliver(out, || {
+                if fd < 0 {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        format!("{fd} is not a file descriptor"),
+                    ));
+                }
+                digest_reader(FdReader(fd), &options(opts))
+            })
+        }
     })
 }
 
@@ -102,17 +121,27 @@ pub extern "C" fn diffid_digest_fd(
 /// `diffid_digest_file` does.
 ///
 /// Thread-safe: any number of threads may digest at once, the same buffer too.
+///
+/// # Safety
+///
+/// `data` is valid for reading `len` bytes during the call (or `len` is 0).
+/// `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+/// during the call.
+/// `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_digest_buffer(
+pub unsafe extern "C" fn diffid_digest_buffer(
     data: *const u8,
     len: usize,
     opts: *const diffid_options,
     out: *mut *mut diffid_result,
 ) -> diffid_code {
     guard(|| {
-        deliver(out, || {
-            let data = bytes(data, len).ok_or_else(|| invalid("data"))?;
-            digest_bytes(data, &options(opts))
-        })
+        // SAFETY: `out`, `data` and `opts` are as this function's contract requires.
+        unsafe {
+            deliver(out, || {
+                let data = bytes(data, len).ok_or_else(|| invalid("data"))?;
+                digest_bytes(data, &options(opts))
+            })
+        }
     })
 }

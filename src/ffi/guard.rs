@@ -64,7 +64,11 @@ pub(super) fn guard<T: OnPanic>(body: impl FnOnce() -> T) -> T {
 
 /// Computes a result under the guard, stores it in `*out` and returns its code. A panic
 /// becomes a `DIFFID_INTERNAL` result, so `*out` is set whatever happens.
-pub(super) fn deliver(
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing one pointer.
+pub(super) unsafe fn deliver(
     out: *mut *mut diffid_result,
     body: impl FnOnce() -> crate::Result<Report>,
 ) -> diffid_code {
@@ -79,21 +83,24 @@ pub(super) fn deliver(
     });
     let result = Box::new(diffid_result::new(result));
     let code = result.code;
-    // SAFETY: `out` is non-NULL and, by the contract in the header, points to writable
-    // storage for one pointer.
+    // SAFETY: `out` is non-NULL, so valid for writing one pointer (this function's contract).
     unsafe { out.write(Box::into_raw(result)) };
     code
 }
 
 /// The `len` bytes at `data`; `None` when `data` is NULL and `len` is not 0.
-pub(super) fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+///
+/// # Safety
+///
+/// A non-NULL `data` is valid for reading `len` bytes, unchanged, for `'a`.
+pub(super) unsafe fn bytes<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
     if len == 0 {
         Some(&[])
     } else if data.is_null() {
         None
     } else {
-        // SAFETY: `data` is non-NULL and valid for reads of `len` bytes during the call
-        // (the contract).
+        // SAFETY: `data` is non-NULL, so valid for reading `len` bytes for `'a` (this
+        // function's contract).
         Some(unsafe { std::slice::from_raw_parts(data, len) })
     }
 }
@@ -116,11 +123,14 @@ mod tests {
         assert!(guard(|| -> *const c_char { panic!("a test panic") }).is_null());
         // A result-making function still delivers a result, holding the error.
         let mut out = std::ptr::null_mut();
-        let code = deliver(&mut out, || panic!("a test panic"));
-        assert_eq!(code, diffid_code::DIFFID_INTERNAL);
-        assert_eq!(diffid_result_code(out), diffid_code::DIFFID_INTERNAL);
-        assert!(!diffid_result_error(out).is_null());
-        assert!(diffid_result_blob_digest(out).is_null());
-        diffid_result_free(out);
+        // SAFETY: `out` is a local pointer; the result is read, then freed once.
+        unsafe {
+            let code = deliver(&mut out, || panic!("a test panic"));
+            assert_eq!(code, diffid_code::DIFFID_INTERNAL);
+            assert_eq!(diffid_result_code(out), diffid_code::DIFFID_INTERNAL);
+            assert!(!diffid_result_error(out).is_null());
+            assert!(diffid_result_blob_digest(out).is_null());
+            diffid_result_free(out);
+        }
     }
 }

@@ -9,14 +9,15 @@
 //! - every exported function is a literal `extern "C" fn` whose body runs inside
 //!   [`guard`], which turns a panic into `DIFFID_INTERNAL` (or NULL, 0, false): an unwinding
 //!   panic out of `extern "C"` would abort the caller's process;
+//! - a function that takes a pointer is an `unsafe extern "C" fn` (the same C ABI) whose
+//!   `# Safety` section says what the pointer must be: the library checks NULL and the order
+//!   of calls on a live handle, but cannot tell a freed or foreign pointer from a live one,
+//!   so a Rust caller must not get that for free (issue 14);
 //! - every pointer is checked for NULL before use;
 //! - error details travel in the `diffid_result`, never in thread-local storage, because a
 //!   goroutine may change OS threads between two cgo calls;
 //! - the library frees what it allocates (`_free`), and `_free(NULL)` is a no-op.
 
-// The pointers come from C: the functions cannot be `unsafe fn` to the C caller, and every
-// dereference below is preceded by a NULL check and documented in the header's contract.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
 // The C names are the Rust names: cbindgen copies them into the header unchanged.
 #![allow(non_camel_case_types)]
 

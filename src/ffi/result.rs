@@ -68,9 +68,17 @@ impl diffid_result {
 }
 
 /// Reads a field of the result behind `r`, or gives `none` when `r` is NULL.
-fn read<T: OnPanic>(r: *const diffid_result, none: T, f: impl FnOnce(&diffid_result) -> T) -> T {
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that is not freed during the call.
+unsafe fn read<T: OnPanic>(
+    r: *const diffid_result,
+    none: T,
+    f: impl FnOnce(&diffid_result) -> T,
+) -> T {
     guard(|| {
-        // SAFETY: a non-NULL `r` came from this library and is not freed yet (the contract).
+        // SAFETY: a non-NULL `r` is a live result (this function's contract).
         unsafe { r.as_ref() }.map_or(none, f)
     })
 }
@@ -81,104 +89,189 @@ fn c_ptr(s: &Option<CString>) -> *const c_char {
 
 /// The code of the result: `DIFFID_OK`, or the kind of error it holds.
 /// `DIFFID_INVALID_ARGUMENT` when `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_code(r: *const diffid_result) -> diffid_code {
-    read(r, diffid_code::DIFFID_INVALID_ARGUMENT, |r| r.code)
+pub unsafe extern "C" fn diffid_result_code(r: *const diffid_result) -> diffid_code {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, diffid_code::DIFFID_INVALID_ARGUMENT, |r| r.code) }
 }
 
 /// The message of the error the result holds, naming what was wrong and where, e.g.
 /// `"gzip: invalid checksum (at compressed byte 1234)"`; NULL on success or when `r` is
 /// NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_error(r: *const diffid_result) -> *const c_char {
-    read(r, std::ptr::null(), |r| c_ptr(&r.error))
+pub unsafe extern "C" fn diffid_result_error(r: *const diffid_result) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.error)) }
 }
 
 /// The blob digest (over the raw bytes), as `"sha256:<64 hex digits>"` (or `sha512:`,
 /// `blake3:`): the layer descriptor's digest. NULL when the result holds an error or `r` is
 /// NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_blob_digest(r: *const diffid_result) -> *const c_char {
-    read(r, std::ptr::null(), |r| c_ptr(&r.blob_digest))
+pub unsafe extern "C" fn diffid_result_blob_digest(r: *const diffid_result) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.blob_digest)) }
 }
 
 /// The size of the blob in bytes; 0 when the result holds an error or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_blob_size(r: *const diffid_result) -> u64 {
-    read(r, 0, |r| r.blob_size)
+pub unsafe extern "C" fn diffid_result_blob_size(r: *const diffid_result) -> u64 {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, 0, |r| r.blob_size) }
 }
 
 /// The DiffID (the digest of the decompressed stream), as `"sha256:<64 hex digits>"`: the
 /// image config's `rootfs.diff_ids` entry. Equal to the blob digest for an uncompressed
 /// blob. NULL when the result holds an error or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_diff_id(r: *const diffid_result) -> *const c_char {
-    read(r, std::ptr::null(), |r| c_ptr(&r.diff_id))
+pub unsafe extern "C" fn diffid_result_diff_id(r: *const diffid_result) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.diff_id)) }
 }
 
 /// The size of the decompressed stream in bytes; 0 when the result holds an error or `r` is
 /// NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_diff_size(r: *const diffid_result) -> u64 {
-    read(r, 0, |r| r.diff_size)
+pub unsafe extern "C" fn diffid_result_diff_size(r: *const diffid_result) -> u64 {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, 0, |r| r.diff_size) }
 }
 
 /// The detected compression. `DIFFID_FORMAT_NONE` also when the format is not known (an
 /// error result from a file that could not be read, NULL `r`): `diffid_result_format_name`
 /// tells the two apart.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_format(r: *const diffid_result) -> diffid_format {
-    read(r, diffid_format::None, |r| {
-        r.format.map_or(diffid_format::None, format_of)
-    })
+pub unsafe extern "C" fn diffid_result_format(r: *const diffid_result) -> diffid_format {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe {
+        read(r, diffid_format::None, |r| {
+            r.format.map_or(diffid_format::None, format_of)
+        })
+    }
 }
 
 /// The name of the detected compression: `"none"`, `"gzip"`, `"bzip2"`, `"xz"` or
 /// `"zstd"`; NULL when it is not known (an error before or outside decoding, NULL `r`).
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_format_name(r: *const diffid_result) -> *const c_char {
-    read(r, std::ptr::null(), |r| c_ptr(&r.format_name))
+pub unsafe extern "C" fn diffid_result_format_name(r: *const diffid_result) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.format_name)) }
 }
 
 /// The layer media type containers/image records for the blob, e.g.
 /// `"application/vnd.oci.image.layer.v1.tar+zstd"` (bzip2 and xz, which have no OCI media
 /// type, get `+gzip` as there). NULL when the result holds an error or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_media_type(r: *const diffid_result) -> *const c_char {
-    read(r, std::ptr::null(), |r| c_ptr(&r.media_type))
+pub unsafe extern "C" fn diffid_result_media_type(r: *const diffid_result) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.media_type)) }
 }
 
 /// Whether the decompressed stream is a tar archive Go's `archive/tar` reads to its end
 /// without error. false when the result holds an error or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_tar_valid(r: *const diffid_result) -> bool {
-    read(r, false, |r| r.tar_valid)
+pub unsafe extern "C" fn diffid_result_tar_valid(r: *const diffid_result) -> bool {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, false, |r| r.tar_valid) }
 }
 
 /// The number of tar entries read (up to the first tar error); 0 when the result holds an
 /// error or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_tar_entries(r: *const diffid_result) -> u64 {
-    read(r, 0, |r| r.tar_entries)
+pub unsafe extern "C" fn diffid_result_tar_entries(r: *const diffid_result) -> u64 {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, 0, |r| r.tar_entries) }
 }
 
 /// Whether the tar end-of-archive marker (two zero blocks) was seen. false when the result
 /// holds an error or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_tar_end_marker(r: *const diffid_result) -> bool {
-    read(r, false, |r| r.tar_end_marker)
+pub unsafe extern "C" fn diffid_result_tar_end_marker(r: *const diffid_result) -> bool {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, false, |r| r.tar_end_marker) }
 }
 
 /// Why the decompressed stream is not a valid tar archive, with the offset in the decoded
 /// stream; NULL when it is valid, when the result holds an error, or when `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_tar_error(r: *const diffid_result) -> *const c_char {
-    read(r, std::ptr::null(), |r| c_ptr(&r.tar_error))
+pub unsafe extern "C" fn diffid_result_tar_error(r: *const diffid_result) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.tar_error)) }
 }
 
 /// Frees a result and every string it returned. NULL is a no-op.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library not freed yet; no other call uses it, nor any
+/// string it returned, during or after this one (freeing twice is not detected).
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_result_free(r: *mut diffid_result) {
+pub unsafe extern "C" fn diffid_result_free(r: *mut diffid_result) {
     guard(|| {
         if !r.is_null() {
             // SAFETY: `r` came from this library and is freed once (the contract).

@@ -34,8 +34,14 @@ const _: () = {
 /// `*out`; free it with `diffid_stream_free`. No thread starts before the first 512 KiB
 /// have been written. Returns `DIFFID_INVALID_ARGUMENT` when `out` is NULL; on failure
 /// `*out` is set to NULL.
+///
+/// # Safety
+///
+/// `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread changes
+/// during the call.
+/// `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_stream_new(
+pub unsafe extern "C" fn diffid_stream_new(
     opts: *const diffid_options,
     out: *mut *mut diffid_stream,
 ) -> diffid_code {
@@ -43,7 +49,9 @@ pub extern "C" fn diffid_stream_new(
         if out.is_null() {
             return diffid_code::DIFFID_INVALID_ARGUMENT;
         }
-        let (stream, code) = match Digester::new(&options(opts)) {
+        // SAFETY: `opts` is as this function's contract requires.
+        let opts = unsafe { options(opts) };
+        let (stream, code) = match Digester::new(&opts) {
             Ok(digester) => {
                 let stream = Box::new(diffid_stream {
                     cancel: digester.cancel_handle(),
@@ -60,12 +68,16 @@ pub extern "C" fn diffid_stream_new(
 }
 
 /// Runs `f` on the stream's digester under its lock.
-fn with_digester<T>(
+///
+/// # Safety
+///
+/// `s` is NULL or a stream from `diffid_stream_new` that is not freed during the call.
+unsafe fn with_digester<T>(
     s: *const diffid_stream,
     f: impl FnOnce(&mut Digester) -> crate::Result<T>,
 ) -> crate::Result<T> {
-    // SAFETY: a non-NULL `s` came from `diffid_stream_new` and is not being freed (the
-    // contract); only shared references to the stream are ever made.
+    // SAFETY: a non-NULL `s` is a live stream (this function's contract); only shared
+    // references to a stream are ever made.
     let s = unsafe { s.as_ref() }.ok_or_else(|| invalid("stream"))?;
     // A poisoned lock means a panic inside a previous call: the digester's state is unknown.
     let mut digester = s.digester.lock().map_err(|_| {
@@ -85,17 +97,26 @@ fn with_digester<T>(
 /// `DIFFID_CANCELLED`, ...), after which every further write fails the same way: call
 /// `diffid_stream_finish` for a result holding the message. Writing after
 /// `diffid_stream_finish` gives `DIFFID_MISUSE`.
+///
+/// # Safety
+///
+/// `s` is NULL or a stream from `diffid_stream_new` that has not been freed, and no other
+/// thread frees it during the call.
+/// `data` is valid for reading `len` bytes during the call (or `len` is 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_stream_write(
+pub unsafe extern "C" fn diffid_stream_write(
     s: *mut diffid_stream,
     data: *const u8,
     len: usize,
 ) -> diffid_code {
     guard(|| {
-        let result = with_digester(s, |d| {
-            let data = bytes(data, len).ok_or_else(|| invalid("data"))?;
-            d.write(data)
-        });
+        // SAFETY: `s` and `data` are as this function's contract requires.
+        let result = unsafe {
+            with_digester(s, |d| {
+                let data = bytes(data, len).ok_or_else(|| invalid("data"))?;
+                d.write(data)
+            })
+        };
         match result {
             Ok(()) => diffid_code::DIFFID_OK,
             Err(e) => code_of(e.kind()),
@@ -108,12 +129,19 @@ pub extern "C" fn diffid_stream_write(
 /// result with `diffid_result_free`, the stream with `diffid_stream_free`. Returns
 /// `DIFFID_INVALID_ARGUMENT` without a result when `out` is NULL (the stream is left as it
 /// was), and a result holding `DIFFID_MISUSE` when the stream has already finished.
+///
+/// # Safety
+///
+/// `s` is NULL or a stream from `diffid_stream_new` that has not been freed, and no other
+/// thread frees it during the call.
+/// `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_stream_finish(
+pub unsafe extern "C" fn diffid_stream_finish(
     s: *mut diffid_stream,
     out: *mut *mut diffid_result,
 ) -> diffid_code {
-    guard(|| deliver(out, || with_digester(s, Digester::finish)))
+    // SAFETY: `s` and `out` are as this function's contract requires.
+    guard(|| unsafe { deliver(out, || with_digester(s, Digester::finish)) })
 }
 
 /// Cancels the stream from any thread, at any time, also while another thread is inside
@@ -122,8 +150,13 @@ pub extern "C" fn diffid_stream_finish(
 /// completes), and every later write and finish gives `DIFFID_CANCELLED`. It does not wait
 /// for the write (the stream's lock is not taken). Cancelling twice, or after finish, does
 /// nothing. Returns `DIFFID_INVALID_ARGUMENT` when `s` is NULL.
+///
+/// # Safety
+///
+/// `s` is NULL or a stream from `diffid_stream_new` that has not been freed, and no other
+/// thread frees it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_stream_cancel(s: *const diffid_stream) -> diffid_code {
+pub unsafe extern "C" fn diffid_stream_cancel(s: *const diffid_stream) -> diffid_code {
     guard(|| {
         // SAFETY: a non-NULL `s` came from `diffid_stream_new` and is not being freed (the
         // contract).
@@ -140,8 +173,13 @@ pub extern "C" fn diffid_stream_cancel(s: *const diffid_stream) -> diffid_code {
 /// Frees a stream, finished or not; an unfinished stream is cancelled and its worker
 /// threads are joined before this returns. NULL is a no-op. Must not run concurrently with
 /// any other call on the same stream.
+///
+/// # Safety
+///
+/// `s` is NULL or a stream from `diffid_stream_new` not freed yet; no other call on it runs
+/// during or after this one (freeing twice is not detected).
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_stream_free(s: *mut diffid_stream) {
+pub unsafe extern "C" fn diffid_stream_free(s: *mut diffid_stream) {
     guard(|| {
         if !s.is_null() {
             // SAFETY: `s` came from `diffid_stream_new`, is freed once, and no other call
@@ -159,27 +197,30 @@ mod tests {
     #[test]
     fn a_stream_poisoned_by_a_panic_reports_internal() {
         let mut s = std::ptr::null_mut();
-        assert_eq!(
-            diffid_stream_new(std::ptr::null(), &mut s),
-            diffid_code::DIFFID_OK
-        );
-        let stream = unsafe { &*s };
-        let poisoner = std::thread::spawn(move || {
-            let _held = stream.digester.lock().unwrap();
-            panic!("a test panic while holding the lock");
-        });
-        assert!(poisoner.join().is_err());
-        assert_eq!(
-            diffid_stream_write(s, b"x".as_ptr(), 1),
-            diffid_code::DIFFID_INTERNAL
-        );
-        let mut r = std::ptr::null_mut();
-        assert_eq!(
-            diffid_stream_finish(s, &mut r),
-            diffid_code::DIFFID_INTERNAL
-        );
-        assert_eq!(diffid_stream_cancel(s), diffid_code::DIFFID_OK);
-        diffid_result_free(r);
-        diffid_stream_free(s);
+        // SAFETY: `s` is a local pointer; the stream is used while live, then freed once.
+        unsafe {
+            assert_eq!(
+                diffid_stream_new(std::ptr::null(), &mut s),
+                diffid_code::DIFFID_OK
+            );
+            let stream = &*s;
+            let poisoner = std::thread::spawn(move || {
+                let _held = stream.digester.lock().unwrap();
+                panic!("a test panic while holding the lock");
+            });
+            assert!(poisoner.join().is_err());
+            assert_eq!(
+                diffid_stream_write(s, b"x".as_ptr(), 1),
+                diffid_code::DIFFID_INTERNAL
+            );
+            let mut r = std::ptr::null_mut();
+            assert_eq!(
+                diffid_stream_finish(s, &mut r),
+                diffid_code::DIFFID_INTERNAL
+            );
+            assert_eq!(diffid_stream_cancel(s), diffid_code::DIFFID_OK);
+            diffid_result_free(r);
+            diffid_stream_free(s);
+        }
     }
 }

@@ -159,7 +159,7 @@ impl Digester {
         // skips file contents: handing chunks to another thread costs more than it saves.
         let tokens = match format {
             Format::None => Permit::none(),
-            _ => budget::acquire(self.opts.resolved_threads()),
+            _ => budget::acquire(Workers::tokens_wanted(&self.opts, parallel)),
         };
         self.mode = if tokens.count() == 0 {
             let helpers = match parallel {

@@ -82,11 +82,27 @@ pub(super) struct Workers {
 }
 
 pub(super) enum BlobStage {
-    Caller(Hasher),
+    // Boxed: a hasher's state (256 bytes or more) would make every `Workers` that large.
+    Caller(Box<Hasher>),
     Worker(Sender<Chunk>, JoinHandle<Hasher>),
 }
 
+/// The most threads the stages of an input that does not split run on: blob hash, decode,
+/// DiffID/tar.
+const STAGE_THREADS: usize = 3;
+
 impl Workers {
+    /// The most budget tokens worth taking for an input that decodes in parallel or not
+    /// (`splits`): a decoder that splits puts every token to work, the stages of any other
+    /// input use at most [`STAGE_THREADS`]. A token taken beyond that would sit idle while
+    /// concurrent calls go without (issue 14).
+    pub(super) fn tokens_wanted(opts: &Options, splits: bool) -> usize {
+        match splits {
+            true => opts.resolved_threads(),
+            false => opts.resolved_threads().min(STAGE_THREADS),
+        }
+    }
+
     /// Starts the workers `tokens` pay for (at least one), laid out for an input that decodes
     /// in parallel or not (`splits`; see the module documentation).
     pub(super) fn start(
@@ -103,6 +119,11 @@ impl Workers {
                 format!("cannot start a worker thread: {e}"),
             )
         };
+        // Whoever took `tokens` asked for no more than this; tokens past it would be idle.
+        let idle = tokens
+            .count()
+            .saturating_sub(Self::tokens_wanted(opts, splits));
+        drop(tokens.split(idle));
         let k = tokens.count();
         // The DiffID stage runs on the decoding thread with one token, or when the other
         // tokens go to decoding. A decoder that splits its input gets the other tokens (maybe
@@ -131,7 +152,7 @@ impl Workers {
                 .map_err(spawn_err)?;
             BlobStage::Worker(blob_tx, handle)
         } else {
-            BlobStage::Caller(Hasher::new(opts.algorithm))
+            BlobStage::Caller(Box::new(Hasher::new(opts.algorithm)))
         };
 
         let (diff_tx, diff) = if fold {
@@ -203,7 +224,7 @@ impl Workers {
         } = self;
         drop(decode_tx);
         let blob = match blob {
-            BlobStage::Caller(hasher) => Some(hasher),
+            BlobStage::Caller(hasher) => Some(*hasher),
             BlobStage::Worker(tx, handle) => {
                 drop(tx);
                 handle.join().ok()
@@ -261,7 +282,6 @@ pub(super) fn decode_worker(
         shared.fail(e);
         return None;
     }
-    drop(emit);
     // Stop the decoder's helpers before the caller goes on.
     drop(stage);
     diff

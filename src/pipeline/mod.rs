@@ -25,6 +25,9 @@
 //! | 3 or more | read | blob hash; decode; DiffID/tar |
 //! | 2 or more, input that decodes in parallel | read, blob hash | decode + DiffID/tar; the other tokens decode |
 //!
+//! An input that does not split never takes more than the three tokens its stages use: the
+//! rest stay in the budget for concurrent calls.
+//!
 //! Decoding is what costs the most wherever it splits (xz blocks, zstd frames, bzip2
 //! blocks), so there every token but one goes to decoding, and the light DiffID hash shares
 //! the thread that puts the decoded pieces back in order. Small inputs (less than one chunk in

@@ -161,7 +161,7 @@ pub(super) fn forge_crc(data: &[u8], target: u32) -> [u8; 4] {
         }
         if col != 0 {
             basis.push((col, mask));
-            basis.sort_by(|a, b| b.0.cmp(&a.0));
+            basis.sort_by_key(|a| std::cmp::Reverse(a.0));
         }
     }
     let (mut rest, mut x) = (target ^ base, 0u32);

@@ -86,14 +86,23 @@ impl ZstdDecoder {
     }
 }
 
+// zstd-sys declares this function as returning its Rust enum `ZSTD_ErrorCode`: a libzstd
+// that knows a code the bindings do not (a newer one, linked from the system) would hand
+// back a value outside the enum, which is undefined behaviour. The C function returns an
+// `enum` of non-negative values, i.e. an `unsigned int`, so it is declared here as that.
+unsafe extern "C" {
+    #[link_name = "ZSTD_getErrorCode"]
+    fn error_code_of(function_result: usize) -> std::ffi::c_uint;
+}
+
 /// Maps a libzstd error code to our kinds; `between_frames` tells whether the decoder was
 /// waiting for a new frame when it saw the bad bytes.
 fn zstd_error(code: usize, between_frames: bool) -> Error {
     let name = zstd_safe::get_error_name(code);
     // ZSTD_ErrorCode values (zstd_errors.h), stable since libzstd 1.3.
-    // SAFETY: ZSTD_getErrorCode only inspects the integer it is given.
-    let code_enum = unsafe { zstd_safe::zstd_sys::ZSTD_getErrorCode(code) };
-    let kind = match code_enum as u32 {
+    // SAFETY: ZSTD_getErrorCode only inspects the integer it is given, and returns a plain
+    // integer (see `error_code_of`).
+    let kind = match unsafe { error_code_of(code) } {
         10 if between_frames => {
             return Error::new(
                 ErrorKind::TrailingData,

@@ -71,7 +71,7 @@ impl ParBzip2Decoder {
                     self.cut = Cut::Done;
                     return CutStep::Progress;
                 }
-                let h = &self.from_byte(byte)[..4];
+                let h = &self.bytes_from(byte)[..4];
                 if &h[..3] == b"BZh" && (b'1'..=b'9').contains(&h[3]) {
                     let level = h[3] - b'0';
                     self.plan.push_back(Item::Header { byte, level });

@@ -54,7 +54,7 @@ impl ParBzip2Decoder {
         if align > 0 {
             // The byte holding the first real bits: the synthetic bits, then the real ones.
             let keep = 0xffu8 << (8 - align);
-            let real = self.from_byte(next)[0];
+            let real = self.bytes_from(next)[0];
             let last = head.last_mut().expect("a synthetic byte");
             *last = (*last & keep) | (real & !keep);
             next += 1;

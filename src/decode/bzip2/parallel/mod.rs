@@ -121,7 +121,7 @@ impl ParBzip2Decoder {
     }
 
     /// The input from absolute byte `at` on.
-    fn from_byte(&self, at: u64) -> &[u8] {
+    fn bytes_from(&self, at: u64) -> &[u8] {
         &self.buf[(at - self.base) as usize..]
     }
 
@@ -245,13 +245,10 @@ impl ParBzip2Decoder {
         let merging = !self.no_merge;
         #[cfg(not(test))]
         let merging = true;
-        while merging {
-            let Some(&Item::Block {
-                start: s, end: e, ..
-            }) = self.plan.get(merged)
-            else {
-                break;
-            };
+        while let Some(&Item::Block {
+            start: s, end: e, ..
+        }) = self.plan.get(merged).filter(|_| merging)
+        {
             if s != last || e - start > PIECE_MAX_BITS {
                 break;
             }
