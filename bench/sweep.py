@@ -479,6 +479,8 @@ def run(out, diffid, layer_dirs, rounds, threads, only, slow):
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     cmds = commands(layer_dirs, diffid, threads, only)
     mach = compare.machine(diffid)
+    # diffid --version names its decoders on more lines: the first is the version.
+    mach["versions"]["diffid"] = mach["versions"]["diffid"].split("\n")[0]
     mach["versions"].update({
         "pzstd": compare.sh("pzstd -V 2>&1 | grep -o '[0-9][0-9.]*[0-9]' | head -1"),
         "lbzip2": compare.sh("lbzip2 -V 2>&1 | grep -o '[0-9][0-9.]*[0-9]' | head -1"),
