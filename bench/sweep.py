@@ -238,8 +238,9 @@ def model(rows, top):
                     measured = row["wall"][f"diffid -j{n}"] / gb
                 preds.append({"format": label, "work_cpu_s_per_gb": work, "walls": walls,
                               f"measured_s_per_gb_j{n}": measured})
-        out[corpus] = {"mib": mib, "tar_cpu_s": tar["cpu"]["diffid -j1"], "stages": [{"stage": s, "cpu_s_per_gb": v, "source": src}
-                                              for s, v, src in stages],
+        out[corpus] = {"mib": mib, "tar_cpu_s": tar["cpu"]["diffid -j1"],
+                       "stages": [{"stage": s, "cpu_s_per_gb": v, "source": src}
+                                  for s, v, src in stages],
                        "predictions": preds}
     return out
 
