@@ -168,10 +168,14 @@ test-packaging: build
 # Criterion benches of each stage and each format (target/criterion, a few minutes), then
 # diffid against the peers on a realistic layer of installed files: target/bench/results.md,
 # results.json and throughput.svg. BENCH_RUNS (3), BENCH_LAYER_MIB (512), BENCH_FORMATS
-# (all) and BENCH_SKIP_MEM tune the comparison; see scripts/compare.sh --help.
+# (all) and BENCH_SKIP_MEM tune the comparison; see scripts/compare.sh --help. Last, the thread
+# sweep and the cost model on two corpora at three sizes: target/bench/sweep.md, sweep.json,
+# sweep.svg and model.md; BENCH_THREADS (1,2,4,... cores), BENCH_SIZES (4,40,400),
+# BENCH_SMALL_MIB (300); see scripts/sweep.sh --help.
 bench: build
 	$(CARGO) bench --locked --features cli
 	@scripts/compare.sh
+	@scripts/sweep.sh
 
 # Long runs beside `make test`: every cargo-fuzz target for FUZZ_SECONDS each, and the bombs
 # at 16 GiB in every format (make test runs them at 4 GiB).
