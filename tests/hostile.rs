@@ -432,6 +432,7 @@ fn check_trials(
 ///   checksum, libzstd and the `zstd` program decode such a frame to *something*;
 /// - bzip2: a Huffman code-length table that gives two symbols the same code (Go's
 ///   "equal symbols in Huffman tree"); libbz2 and `bzip2` decode the block, CRC intact.
+///
 /// We accept what the C decoder accepts here, with its output. That breaks compat.md's policy
 /// (accept only what both accept): a known gap, listed in the README's compatibility table,
 /// tolerated here until the decoders check what containers/image checks (issue 14 item 4):
