@@ -1,5 +1,7 @@
 //! The `diffid` command: a layer's digests, as Podman would record them.
 
+mod cli;
+
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -16,6 +18,9 @@ use serde_json::{Value, json};
 /// (detected from its first bytes). With no FILE, or when FILE is -, reads standard input.
 ///
 /// Exit status: 0 when every file succeeded, 1 when any failed, 2 for a usage error.
+///
+/// `diffid image PATH` verifies a whole image instead (see `diffid image --help`); to digest
+/// a blob that is a file named `image`, run `diffid ./image`.
 #[derive(Parser, Debug)]
 #[command(name = "diffid", version, about, long_about)]
 struct Cli {
@@ -82,6 +87,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // `diffid image ...` is its own command line (clap cannot mix a subcommand with FILE
+    // arguments that may be any name): dispatched on the first argument alone.
+    #[cfg(feature = "image")]
+    {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if args.get(1).is_some_and(|a| a == "image") {
+            return cli::image::main(&args[1..]);
+        }
+    }
     let cli = Cli::parse();
     let opts = Options {
         algorithm: cli
