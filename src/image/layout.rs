@@ -129,7 +129,7 @@ pub(crate) fn plan(store: &dyn Store, opts: &ImageOptions) -> Result<Vec<ImagePl
         .map_err(|e| invalid(format!("index.json in {}: {e}", store.describe())))?;
     let mut plans = Vec::new();
     let mut seen = HashSet::new();
-    walk(store, &index, 0, &mut seen, opts, &mut plans)?;
+    walk(store, &index, 0, None, &mut seen, opts, &mut plans)?;
     Ok(plans)
 }
 
@@ -137,6 +137,7 @@ fn walk(
     store: &dyn Store,
     index: &ImageIndex,
     depth: usize,
+    name: Option<&str>,
     parents: &mut HashSet<String>,
     opts: &ImageOptions,
     plans: &mut Vec<ImagePlan>,
@@ -178,16 +179,27 @@ fn walk(
             }
             let nested = ImageIndex::from_reader(&data.unwrap_or_default()[..])
                 .map_err(|e| invalid(format!("image index {path}: {e}")))?;
-            walk(store, &nested, depth + 1, parents, opts, plans)?;
+            // The images of a named index (`oci:DIR:NAME` of a multi-platform image) are
+            // known by that name.
+            let inner = ref_name(desc).or(name);
+            walk(store, &nested, depth + 1, inner, parents, opts, plans)?;
             parents.remove(&digest);
         } else if MANIFEST_TYPES.contains(&media_type.as_str()) {
-            if let Some(plan) = image(store, desc, &path, opts)? {
+            if let Some(plan) = image(store, desc, &path, name, opts)? {
                 plans.push(plan);
             }
         }
         // Anything else an index may list (artifacts, signatures) is not an image.
     }
     Ok(())
+}
+
+/// The `org.opencontainers.image.ref.name` annotation (the NAME of `oci:DIR:NAME`).
+fn ref_name(desc: &Descriptor) -> Option<&str> {
+    desc.annotations()
+        .as_ref()
+        .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+        .map(String::as_str)
 }
 
 fn platform_string(os: &str, arch: &str, variant: Option<&str>) -> String {
@@ -203,15 +215,13 @@ fn image(
     store: &dyn Store,
     desc: &Descriptor,
     path: &str,
+    parent_name: Option<&str>,
     opts: &ImageOptions,
 ) -> Result<Option<ImagePlan>> {
     let digest = desc.digest().to_string();
-    let name = desc
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-        .cloned()
-        .unwrap_or_else(|| digest.clone());
+    let name = ref_name(desc)
+        .or(parent_name)
+        .map_or_else(|| digest.clone(), str::to_string);
     let mut platform = desc.platform().as_ref().map(|p| {
         (
             p.os().to_string(),
