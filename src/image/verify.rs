@@ -124,6 +124,8 @@ fn media_types(format: Format) -> &'static [&'static str] {
 /// What digesting one distinct layer blob gave.
 struct Outcome {
     size: Option<u64>,
+    /// The detected format; for a blob that did not decode, the one its error concerns.
+    format: Option<Format>,
     report: Option<Report>,
     problems: Vec<Problem>,
 }
@@ -149,6 +151,7 @@ fn digest_layer(store: &dyn Store, plan: &LayerPlan, opts: &ImageOptions) -> Out
             ));
             return Outcome {
                 size: None,
+                format: None,
                 report: None,
                 problems,
             };
@@ -160,6 +163,7 @@ fn digest_layer(store: &dyn Store, plan: &LayerPlan, opts: &ImageOptions) -> Out
             ));
             return Outcome {
                 size: None,
+                format: None,
                 report: None,
                 problems,
             };
@@ -178,6 +182,7 @@ fn digest_layer(store: &dyn Store, plan: &LayerPlan, opts: &ImageOptions) -> Out
     match result {
         Ok(report) => Outcome {
             size: Some(size),
+            format: Some(report.format),
             report: Some(report),
             problems,
         },
@@ -188,6 +193,7 @@ fn digest_layer(store: &dyn Store, plan: &LayerPlan, opts: &ImageOptions) -> Out
             ));
             Outcome {
                 size: Some(size),
+                format: e.format(),
                 report: None,
                 problems,
             }
@@ -319,7 +325,7 @@ fn layer_report(index: usize, plan: &LayerPlan, outcome: &Outcome) -> LayerRepor
         index,
         path: plan.path.clone(),
         media_type: plan.media_type.clone(),
-        format: outcome.report.as_ref().map(|r| r.format),
+        format: outcome.format,
         size: outcome.size,
         blob_digest: outcome.report.as_ref().map(|r| r.blob_digest.to_string()),
         diff_id: outcome.report.as_ref().map(|r| r.diff_id.to_string()),
