@@ -19,7 +19,7 @@ ORACLE   := target/oracle/oracle
 .PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
 
 all build: deps
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --features cli
 
 # Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config, the
 # autotools and nasm that the static ISA-L build needs).
@@ -38,7 +38,7 @@ test: oracle test-rust test-ffi test-go test-real deny
 	@echo "make test: all suites passed"
 
 test-rust: deps oracle
-	DIFFID_ORACLE=$(CURDIR)/$(ORACLE) $(CARGO) test --release --locked
+	DIFFID_ORACLE=$(CURDIR)/$(ORACLE) $(CARGO) test --release --locked --features cli
 
 # Real tarballs from Debian, npm and PyPI against openssl and containers/image.
 test-real: build oracle
@@ -47,10 +47,10 @@ test-real: build oracle
 test-ffi: build header-check
 	$(MAKE) -C ffi-tests
 
-# The C header is generated from src/ffi.rs alone (see cbindgen.toml) by a pinned cbindgen:
+# The C header is generated from src/ffi/ alone (see cbindgen.toml) by a pinned cbindgen:
 # another version could format it differently and fail header-check for no real change.
 CBINDGEN_VERSION := 0.29.4
-CBINDGEN := cbindgen -q --config cbindgen.toml --output include/diffid.h src/ffi.rs
+CBINDGEN := cbindgen -q --config cbindgen.toml --output include/diffid.h src/ffi/mod.rs
 
 cbindgen-tool:
 	@cbindgen --version 2>/dev/null | grep -qx 'cbindgen $(CBINDGEN_VERSION)' || \
@@ -100,7 +100,7 @@ test-go: build
 # results.json and throughput.svg. BENCH_RUNS (3), BENCH_LAYER_MIB (512), BENCH_FORMATS
 # (all) and BENCH_SKIP_MEM tune the comparison; see scripts/compare.sh --help.
 bench: build
-	$(CARGO) bench --locked
+	$(CARGO) bench --locked --features cli
 	@scripts/compare.sh
 
 # Long runs beside `make test`: every cargo-fuzz target for FUZZ_SECONDS each, and the bombs

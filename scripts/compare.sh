@@ -66,7 +66,7 @@ command -v pigz >/dev/null || { echo "compare.sh: pigz (or the layer.tar.gz) is 
 
 # --- 2. the programs ------------------------------------------------------------------------
 say "building diffid, the naive baseline and the Go path"
-cargo build --release --locked --bin diffid --example naive >&2
+cargo build --release --locked --features cli --bin diffid --example naive >&2
 diffid=$top/target/release/diffid
 naive=$top/target/release/examples/naive
 (cd bench/go-path && GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -o "$out/gopath" .) >&2

@@ -25,22 +25,22 @@ start=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - start ))s)"; }
 
 step "bombs: 16 GiB in every format and uncompressed"
-cargo test --release --locked --test bombs -- --test-threads=1 --nocapture 2>&1 |
+cargo test --release --locked --features cli --test bombs -- --test-threads=1 --nocapture 2>&1 |
     grep -E '^(test |none:|gzip:|bzip2:|xz:|zstd:|test result)'
 
 step "truncations and bit flips, more trials"
-cargo test --release --locked --test hostile -- --nocapture 2>&1 |
+cargo test --release --locked --features cli --test hostile -- --nocapture 2>&1 |
     grep -E 'trials|^test result'
 
 for i in $(seq "$rounds"); do
     step "faults, round $i of $rounds"
-    cargo test --release --locked --test faults -- --nocapture 2>&1 |
+    cargo test --release --locked --features cli --test faults -- --nocapture 2>&1 |
         grep -E 'injected faults|^test result|FAILED|panicked'
 done
 
 if command -v valgrind >/dev/null; then
     step "faults under valgrind"
-    bin=$(cargo test --release --locked --test faults --no-run --message-format=json 2>/dev/null |
+    bin=$(cargo test --release --locked --features cli --test faults --no-run --message-format=json 2>/dev/null |
         grep -o '"executable":"[^"]*faults[^"]*"' | head -n 1 | cut -d'"' -f4)
     # The quick scenarios: drops, cancels at the edges, the caller's bytes. Definite and
     # indirect leaks fail (the test harness keeps some "still reachable" memory).

@@ -1,0 +1,131 @@
+//! The pipeline: the stages and the threads that join them.
+//!
+//! ```text
+//!            ┌─> blob hash ───────────────────────────────> blob digest
+//! caller ──> chunk (Arc, shared, not copied)
+//!            └─> detect + decode ──> decoded chunk ──> DiffID hash + tar parse
+//! ```
+//!
+//! The caller's thread reads (or receives `write`s) into recycled 512 KiB chunks and hands
+//! each to the blob-hash stage and the decode worker; the decode worker hands decoded chunks
+//! to the DiffID stage. Bounded channels give back-pressure, so memory stays bounded
+//! whatever the input size. The first error of any stage is recorded once and stops every
+//! stage; `finish` (or dropping the [`Digester`]) joins every worker.
+//!
+//! Which stage runs on which thread depends on the worker threads the call gets from the
+//! process-wide budget ([`crate::budget`]; at most `Options::threads`), taken once the input's
+//! first bytes tell whether it decodes in parallel: the first full chunk, or for a zstd frame
+//! without a content size a few more (up to [`PEEK_MAX`], held back until then):
+//!
+//! | tokens | caller's thread | worker threads |
+//! |---|---|---|
+//! | 0 | everything (inline) | — |
+//! | 1 | read, blob hash | decode + DiffID/tar |
+//! | 2 | read, blob hash | decode; DiffID/tar |
+//! | 3 or more | read | blob hash; decode; DiffID/tar |
+//! | 2 or more, input that decodes in parallel | read, blob hash | decode + DiffID/tar; the other tokens decode |
+//!
+//! Decoding is what costs the most wherever it splits (xz blocks, zstd frames, bzip2
+//! blocks), so there every token but one goes to decoding, and the light DiffID hash shares
+//! the thread that puts the decoded pieces back in order. Small inputs (less than one chunk in
+//! all), uncompressed blobs (one hash: the DiffID is the blob digest) and `threads == 1` run
+//! inline on the caller's thread, without starting any thread.
+
+// The stages: decode, DiffID (hash and tar), and the report they make.
+mod stages;
+
+// The stages laid out on the caller's thread or on worker threads.
+mod layout;
+
+// The push `Digester` and its modes.
+mod digester;
+
+pub use digester::Digester;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::detect::Format;
+use crate::error::{Error, ErrorKind};
+use crate::hash::Digest;
+use crate::pool::{Buf, CHUNK};
+use crate::tar::TarVerdict;
+
+/// Chunks in flight on each channel.
+const DEPTH: usize = 4;
+
+/// The most input held back before the workers start, while its first bytes do not yet tell
+/// whether it decodes in parallel (a zstd frame without a content size that has not ended):
+/// the stages are laid out differently for the two cases. Zstd frames written in pieces of
+/// up to several MiB (pzstd, per-chunk encoders) end within it.
+const PEEK_MAX: usize = 8 * CHUNK;
+
+type Chunk = Arc<Buf>;
+
+/// Everything one pass computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The detected compression.
+    pub format: Format,
+    /// Digest of the blob's raw bytes.
+    pub blob_digest: Digest,
+    /// Size of the blob in bytes.
+    pub blob_size: u64,
+    /// Digest of the decompressed stream (equal to the blob digest when uncompressed).
+    pub diff_id: Digest,
+    /// Size of the decompressed stream in bytes.
+    pub diff_size: u64,
+    /// What the tar stage found.
+    pub tar: TarVerdict,
+}
+
+impl Report {
+    /// The layer media type containers/image records for this blob.
+    pub fn media_type(&self) -> &'static str {
+        self.format.media_type()
+    }
+}
+
+/// State shared by the caller and every worker: the first error, which also means "stop".
+#[derive(Default)]
+struct Shared {
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn fail(&self, err: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn error(&self) -> Option<Error> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The recorded error, or `fallback` when none was (a worker gave up for another reason).
+    fn error_or(&self, fallback: impl FnOnce() -> Error) -> Error {
+        self.error().unwrap_or_else(fallback)
+    }
+}
+
+/// Stops a [`Digester`] from another thread.
+#[derive(Clone)]
+pub struct CancelHandle(Arc<Shared>);
+
+impl CancelHandle {
+    /// Cancels the computation: the digester's next (or current) call fails with
+    /// [`ErrorKind::Cancelled`] and its workers stop. Safe to call from any thread, any
+    /// number of times, also after it finished (then it does nothing).
+    pub fn cancel(&self) {
+        self.0
+            .fail(Error::new(ErrorKind::Cancelled, "cancelled by the caller"));
+    }
+}
