@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use diffid::{Algorithm, Digester, Error, ErrorKind, Options, Report};
+use diffid::{Algorithm, Digest, Digester, Error, ErrorKind, Options, Report};
 use serde_json::{Value, json};
 
 /// Compute a container image layer's blob digest and DiffID in one pass, exactly as
@@ -65,9 +65,23 @@ struct Cli {
     #[arg(long)]
     require_tar: bool,
 
+    /// Fail (kind digest_mismatch) unless the blob digest is DIGEST (algorithm:hex, of the
+    /// --algorithm computed).
+    #[arg(long, value_name = "DIGEST", value_parser = parse_digest)]
+    expect_blob_digest: Option<Digest>,
+
+    /// Fail (kind digest_mismatch) unless the DiffID is DIGEST (the config's
+    /// rootfs.diff_ids entry).
+    #[arg(long, value_name = "DIGEST", value_parser = parse_digest)]
+    expect_diff_id: Option<Digest>,
+
     /// Never show a progress bar.
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_digest(s: &str) -> Result<Digest, String> {
+    s.parse().map_err(|e: Error| e.message().to_string())
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -108,6 +122,8 @@ fn main() -> ExitCode {
         decoder_memory_limit: cli.memory_limit,
         threads: cli.threads,
         require_tar: cli.require_tar,
+        expect_blob_digest: cli.expect_blob_digest.clone(),
+        expect_diff_id: cli.expect_diff_id.clone(),
     };
     let files = if cli.files.is_empty() {
         vec!["-".to_string()]
