@@ -321,6 +321,23 @@ fn each_tampering_is_its_own_failure() {
     std::fs::write(&config, text.replacen("amd64", "arm64", 1)).unwrap();
     assert_eq!(problems(&verify(&dir)), [(None, "digest_mismatch")]);
 
+    // A blob no image names: a good one is fine, one that does not hash to its name fails
+    // on its own (an extra report, the image itself verified).
+    let dir = fresh("unreferenced");
+    put_blob(&dir, b"spare blob");
+    assert!(verify(&dir).len() == 1 && verify(&dir)[0].verified());
+    let liar = blob_file(&dir, &openssl("sha256", b"what the name says"));
+    std::fs::write(&liar, b"something else").unwrap();
+    let r = verify(&dir);
+    assert_eq!(problems(&r), [(None, "digest_mismatch")]);
+    assert!(r[0].verified());
+    assert_eq!(r[1].name, "unreferenced blobs");
+    assert!(
+        r[1].problems[0]
+            .message
+            .contains(liar.file_name().unwrap().to_str().unwrap())
+    );
+
     // A truncated archive is an error of the whole archive, naming what ran past the end.
     let archive = tmp.path().join("cut.tar");
     let data = std::fs::read(out.join("oci-archive.tar")).unwrap();

@@ -133,6 +133,22 @@ impl Store for TarStore {
         self.path.display().to_string()
     }
 
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let prefix = format!("{}/", clean_path(dir)?);
+        let mut names: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(name, node)| {
+                name.strip_prefix(&prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+                    && matches!(node, Node::File { .. } | Node::Link(_))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn open(&self, rel: &str) -> Result<Option<Member<'_>>> {
         let mut name = clean_path(rel)?;
         for _ in 0..MAX_LINKS {

@@ -36,6 +36,31 @@ impl Store for DirStore {
         self.root.display().to_string()
     }
 
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let dir = super::clean_path(dir)?;
+        let entries = match std::fs::read_dir(self.root.join(&dir)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("cannot list {dir} in {}: {e}", self.describe()),
+                ));
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries.flatten() {
+            // Symlinks are listed too: opening one checks where it leads.
+            if entry.file_type().is_ok_and(|t| !t.is_dir())
+                && let Some(name) = entry.file_name().to_str()
+            {
+                names.push(format!("{dir}/{name}"));
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     fn open(&self, rel: &str) -> Result<Option<Member<'_>>> {
         let rel = super::clean_path(rel)?;
         let path = self.root.join(&rel);
@@ -105,7 +130,11 @@ fn invalid(msg: String) -> Error {
 /// The images of the OCI layout in `store`: `oci-layout` is checked, `index.json` read, every
 /// index it names followed (depth-first, at most [`MAX_INDEX_DEPTH`] deep, no cycles), and
 /// each image manifest and config read and checked.
-pub(crate) fn plan(store: &dyn Store, opts: &ImageOptions) -> Result<Vec<ImagePlan>> {
+/// Also returns the blob paths of the image indexes it followed.
+pub(crate) fn plan(
+    store: &dyn Store,
+    opts: &ImageOptions,
+) -> Result<(Vec<ImagePlan>, Option<Vec<String>>)> {
     let layout = read_json(store, "oci-layout", opts.max_json)?.unwrap_or_default();
     let layout = OciLayout::from_reader(&layout[..])
         .map_err(|e| invalid(format!("oci-layout in {}: {e}", store.describe())))?;
@@ -129,8 +158,18 @@ pub(crate) fn plan(store: &dyn Store, opts: &ImageOptions) -> Result<Vec<ImagePl
         .map_err(|e| invalid(format!("index.json in {}: {e}", store.describe())))?;
     let mut plans = Vec::new();
     let mut seen = HashSet::new();
-    walk(store, &index, 0, None, &mut seen, opts, &mut plans)?;
-    Ok(plans)
+    let mut indexes = Vec::new();
+    walk(
+        store,
+        &index,
+        0,
+        None,
+        &mut seen,
+        &mut indexes,
+        opts,
+        &mut plans,
+    )?;
+    Ok((plans, Some(indexes)))
 }
 
 fn walk(
@@ -139,6 +178,7 @@ fn walk(
     depth: usize,
     name: Option<&str>,
     parents: &mut HashSet<String>,
+    indexes: &mut Vec<String>,
     opts: &ImageOptions,
     plans: &mut Vec<ImagePlan>,
 ) -> Result<()> {
@@ -182,7 +222,17 @@ fn walk(
             // The images of a named index (`oci:DIR:NAME` of a multi-platform image) are
             // known by that name.
             let inner = ref_name(desc).or(name);
-            walk(store, &nested, depth + 1, inner, parents, opts, plans)?;
+            indexes.push(path.clone());
+            walk(
+                store,
+                &nested,
+                depth + 1,
+                inner,
+                parents,
+                indexes,
+                opts,
+                plans,
+            )?;
             parents.remove(&digest);
         } else if MANIFEST_TYPES.contains(&media_type.as_str()) {
             if let Some(plan) = image(store, desc, &path, name, opts)? {

@@ -13,6 +13,9 @@
 //! - each layer's media type against the compression detected from its bytes, as
 //!   containers/image labels it ([`crate::Format::media_type`], plus the Docker schema 2
 //!   names of the same types).
+//! - in an OCI layout without a platform filter, every blob under `blobs/<alg>/` that no
+//!   image names against its file name (reported as an extra [`ImageReport`] named
+//!   `unreferenced blobs`, only when one fails).
 //!
 //! Layers are digested concurrently, each by the same pipeline as [`crate::digest_path`],
 //! all under the process-wide worker budget ([`crate::workers`]). A tar archive is read in
@@ -184,10 +187,10 @@ pub fn verify_path(path: impl AsRef<Path>, opts: &ImageOptions) -> Result<Vec<Im
             ),
         ));
     };
-    let plans = if store.exists("oci-layout") {
+    let (plans, indexes) = if store.exists("oci-layout") {
         layout::plan(&*store, opts)?
     } else if store.exists("manifest.json") {
-        docker::plan(&*store, opts)?
+        (docker::plan(&*store, opts)?, None)
     } else {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -198,7 +201,23 @@ pub fn verify_path(path: impl AsRef<Path>, opts: &ImageOptions) -> Result<Vec<Im
             ),
         ));
     };
-    Ok(verify::run(&*store, plans, opts))
+    let mut reports = verify::run(&*store, &plans, opts);
+    // The blobs no image of the layout names: each must still hash to its name. (With a
+    // platform picked, the other platforms' blobs are not looked at.)
+    if let Some(indexes) = indexes
+        && opts.platform.is_none()
+    {
+        let mut named: std::collections::HashSet<String> = indexes.into_iter().collect();
+        for plan in &plans {
+            named.extend(plan.manifest.as_deref().and_then(|d| blob_path(d).ok()));
+            named.extend(plan.config.clone());
+            named.extend(plan.layers.iter().map(|l| l.path.clone()));
+        }
+        if let Some(report) = verify::unreferenced(&*store, &named)? {
+            reports.push(report);
+        }
+    }
+    Ok(reports)
 }
 
 /// A blob read from a store: its bytes and its size.
@@ -214,6 +233,9 @@ pub(crate) trait Store: Sync {
     fn describe(&self) -> String;
     /// The member at `rel`; `Ok(None)` when there is none.
     fn open(&self, rel: &str) -> Result<Option<Member<'_>>>;
+    /// The names of the regular files directly in directory `dir` (as `dir/name`); empty
+    /// when there is no such directory.
+    fn list(&self, dir: &str) -> Result<Vec<String>>;
     /// Whether a member `rel` exists.
     fn exists(&self, rel: &str) -> bool {
         matches!(self.open(rel), Ok(Some(_)))

@@ -1,6 +1,7 @@
 //! The checks: JSON blobs (manifests, configs) while planning, layers concurrently after.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -203,16 +204,12 @@ fn digest_layer(store: &dyn Store, plan: &LayerPlan, opts: &ImageOptions) -> Out
 
 /// Digests every distinct layer blob of `plans` concurrently and turns the plans into
 /// reports.
-pub(crate) fn run(
-    store: &dyn Store,
-    plans: Vec<ImagePlan>,
-    opts: &ImageOptions,
-) -> Vec<ImageReport> {
+pub(crate) fn run(store: &dyn Store, plans: &[ImagePlan], opts: &ImageOptions) -> Vec<ImageReport> {
     // A blob shared by several images (a base layer of two platforms, a layer `docker save`
     // links twice) is digested once.
     let mut jobs: Vec<&LayerPlan> = Vec::new();
     let mut job_of: HashMap<(&str, Option<&str>), usize> = HashMap::new();
-    for plan in &plans {
+    for plan in plans {
         for layer in &plan.layers {
             job_of
                 .entry((layer.path.as_str(), layer.digest.as_deref()))
@@ -331,4 +328,71 @@ fn layer_report(index: usize, plan: &LayerPlan, outcome: &Outcome) -> LayerRepor
         diff_id: outcome.report.as_ref().map(|r| r.diff_id.to_string()),
         problems,
     }
+}
+
+/// Hashes every blob under `blobs/sha256` and `blobs/sha512` that is not in `named` (no image
+/// of the layout refers to it) and checks it hashes to its file name. `None` when every such
+/// blob does; else a report named `unreferenced blobs` with one problem per bad blob.
+pub(crate) fn unreferenced(
+    store: &dyn Store,
+    named: &std::collections::HashSet<String>,
+) -> crate::error::Result<Option<ImageReport>> {
+    let mut problems = Vec::new();
+    for alg in [
+        crate::hash::Algorithm::Sha256,
+        crate::hash::Algorithm::Sha512,
+    ] {
+        for path in store.list(&format!("blobs/{}", alg.name()))? {
+            if named.contains(&path) {
+                continue;
+            }
+            let hex = path.rsplit('/').next().unwrap_or_default();
+            let want = format!("{}:{hex}", alg.name());
+            if parse_digest(&want).is_err() {
+                problems.push(Problem::new(
+                    ProblemKind::Invalid,
+                    format!("{path} is not named by a digest"),
+                ));
+                continue;
+            }
+            let member = match store.open(&path) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(e) => {
+                    problems.push(Problem::new(ProblemKind::Invalid, e.to_string()));
+                    continue;
+                }
+            };
+            let mut hasher = Hasher::new(alg);
+            let mut reader = member.reader;
+            let mut buf = vec![0u8; 1 << 16];
+            let read = loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => hasher.update(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            if let Err(e) = read {
+                problems.push(Problem::new(
+                    ProblemKind::Decode(crate::error::ErrorKind::Io),
+                    format!("reading {path}: {e}"),
+                ));
+                continue;
+            }
+            let got = hasher.finish().0.to_string();
+            if got != want {
+                problems.push(digest_problem("unreferenced blob", &path, &want, &got));
+            }
+        }
+    }
+    Ok((!problems.is_empty()).then(|| ImageReport {
+        name: "unreferenced blobs".to_string(),
+        manifest: None,
+        platform: None,
+        config: None,
+        problems,
+        layers: Vec::new(),
+    }))
 }
