@@ -5,7 +5,8 @@
 #   make test       every test: Rust (against the Go reference), C ABI, Go package
 #   make bench      criterion benches and the comparison with the peers
 #   make header     regenerate include/diffid.h with cbindgen
-#   make install    PREFIX=/usr/local: libraries, header, diffid.pc, CLI
+#   make install    PREFIX=/usr/local: what `make` built, stripped (no build, no cargo)
+#   make uninstall  PREFIX=/usr/local: removes what make install installed
 
 PREFIX   ?= /usr/local
 CARGO    ?= cargo
@@ -14,12 +15,33 @@ export GOTOOLCHAIN := local
 export GOFLAGS     := -mod=mod
 
 RELEASE  := target/release
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR    := $(firstword $(subst ., ,$(VERSION)))
 ORACLE   := target/oracle/oracle
+# Uninstalled pkg-config files of this checkout's build (scripts/pkgconfig.sh): the Go tests
+# and the C programs of the tests link through them, as an importer links the installed ones.
+PCDIR    := $(CURDIR)/target/pkgconfig
+# The man page and shell completions, generated from the tool's clap definitions.
+GEN      := $(RELEASE)/share
+# Written last by `make`; make install refuses a tree without it.
+BUILT    := $(RELEASE)/.make-build
 
-.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-real header header-check cbindgen-tool oracle bench install clean
+.PHONY: deny fuzz soak all build deps demo test test-rust test-ffi test-go test-packaging test-real header header-check cbindgen-tool oracle bench install uninstall clean
 
+# After cargo: libdiffid.a made to export only diffid_* (scripts/isolate-staticlib.sh), the
+# libdiffid.so.$(MAJOR) link the SONAME asks for, the uninstalled pkg-config files, and the
+# tool's man page and bash, zsh and fish completions (target/release/share).
 all build: deps
 	$(CARGO) build --release --locked --features cli
+	@scripts/isolate-staticlib.sh $(RELEASE)/libdiffid.a
+	ln -sf libdiffid.so $(RELEASE)/libdiffid.so.$(MAJOR)
+	@scripts/pkgconfig.sh $(PCDIR) $(CURDIR) $(CURDIR)/$(RELEASE) $(CURDIR)/include $(VERSION) uninstalled
+	@mkdir -p $(GEN) && \
+		$(RELEASE)/diffid --generate-man >$(GEN)/diffid.1 && \
+		$(RELEASE)/diffid --generate-completions bash >$(GEN)/diffid.bash && \
+		$(RELEASE)/diffid --generate-completions zsh >$(GEN)/_diffid && \
+		$(RELEASE)/diffid --generate-completions fish >$(GEN)/diffid.fish
+	@touch $(BUILT)
 
 # Debian packages a fresh machine may lack (reference decoders, valgrind, pkg-config, the
 # autotools and nasm that the static ISA-L build needs).
@@ -34,7 +56,7 @@ $(ORACLE): $(wildcard tests/oracle/*.go) tests/oracle/go.mod tests/oracle/go.sum
 demo: build
 	@scripts/demo.sh $(RELEASE)/diffid
 
-test: oracle test-rust test-ffi test-go test-real deny
+test: oracle test-rust test-ffi test-go test-packaging test-real deny
 	@echo "make test: all suites passed"
 
 test-rust: deps oracle
@@ -63,15 +85,34 @@ header: cbindgen-tool
 header-check: cbindgen-tool
 	@$(CBINDGEN) --verify || { echo "include/diffid.h is stale: run 'make header'"; exit 1; }
 
-# Installs lib/libdiffid.so.$(VERSION) (SONAME libdiffid.so.$(MAJOR), set by build.rs) with
-# its links, lib/libdiffid.a, include/diffid.h, lib/pkgconfig/diffid.pc and bin/diffid.
-VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-MAJOR    := $(firstword $(subst ., ,$(VERSION)))
+# Installs what `make` built, never building (so `sudo make install` runs no cargo as root):
+# lib/libdiffid.so.$(VERSION) (SONAME libdiffid.so.$(MAJOR), set by build.rs) with its links,
+# lib/libdiffid.a (exports only diffid_*), include/diffid.h, lib/pkgconfig/diffid.pc and
+# diffid-static.pc (scripts/pkgconfig.sh), bin/diffid, share/man/man1/diffid.1 and the
+# completions in share/{bash-completion/completions,zsh/site-functions,fish/vendor_completions.d}.
+# The installed copies are stripped
+# (the release profile keeps line tables for backtraces and profilers); the libraries keep
+# their symbol tables. DEBUGDIR=DIR (e.g. $(PREFIX)/lib/debug) also installs each file's
+# debug info there, linked to it by a .gnu_debuglink.
 LIBDIR   := $(DESTDIR)$(PREFIX)/lib
-# The native libraries the static library needs (rustc --print native-static-libs).
-LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl
+STRIP    ?= strip
+OBJCOPY  ?= objcopy
+DEBUGDIR ?=
+SHARE    := $(DESTDIR)$(PREFIX)/share
+INSTALLED := $(LIBDIR)/libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR) \
+	$(LIBDIR)/libdiffid.so $(LIBDIR)/libdiffid.a $(DESTDIR)$(PREFIX)/include/diffid.h \
+	$(LIBDIR)/pkgconfig/diffid.pc $(LIBDIR)/pkgconfig/diffid-static.pc \
+	$(DESTDIR)$(PREFIX)/bin/diffid $(SHARE)/man/man1/diffid.1 \
+	$(SHARE)/bash-completion/completions/diffid $(SHARE)/zsh/site-functions/_diffid \
+	$(SHARE)/fish/vendor_completions.d/diffid.fish
 
-install: build
+install:
+	@[ -n "$(PREFIX)" ] || { echo "make install: PREFIX is empty" >&2; exit 1; }
+	@for f in $(RELEASE)/libdiffid.so $(RELEASE)/libdiffid.a $(RELEASE)/diffid $(GEN)/diffid.1 $(BUILT); do \
+		[ -e $$f ] || { echo "make install: $$f is missing: run 'make' first (as yourself; install builds nothing)" >&2; exit 1; }; \
+	done
+	@[ "$$(ar t $(RELEASE)/libdiffid.a)" = diffid.o ] || { \
+		echo "make install: $(RELEASE)/libdiffid.a is cargo's, not make's (it exports its bundled libraries): run 'make' again" >&2; exit 1; }
 	install -d $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(RELEASE)/libdiffid.so $(LIBDIR)/libdiffid.so.$(VERSION)
 	ln -sf libdiffid.so.$(VERSION) $(LIBDIR)/libdiffid.so.$(MAJOR)
@@ -79,21 +120,45 @@ install: build
 	install -m 644 $(RELEASE)/libdiffid.a $(LIBDIR)/libdiffid.a
 	install -m 644 include/diffid.h $(DESTDIR)$(PREFIX)/include/diffid.h
 	install -m 755 $(RELEASE)/diffid $(DESTDIR)$(PREFIX)/bin/diffid
-	printf '%s\n' \
-		'prefix=$(PREFIX)' \
-		'libdir=$${prefix}/lib' \
-		'includedir=$${prefix}/include' \
-		'' \
-		'Name: diffid' \
-		'Description: Blob digest, DiffID and tar verdict of a container image layer in one pass' \
-		'Version: $(VERSION)' \
-		'Libs: -L$${libdir} -ldiffid' \
-		'Libs.private: $(LIBS_PRIVATE)' \
-		'Cflags: -I$${includedir}' \
-		> $(LIBDIR)/pkgconfig/diffid.pc
+	install -d $(SHARE)/man/man1 $(SHARE)/bash-completion/completions $(SHARE)/zsh/site-functions \
+		$(SHARE)/fish/vendor_completions.d
+	install -m 644 $(GEN)/diffid.1 $(SHARE)/man/man1/diffid.1
+	install -m 644 $(GEN)/diffid.bash $(SHARE)/bash-completion/completions/diffid
+	install -m 644 $(GEN)/_diffid $(SHARE)/zsh/site-functions/_diffid
+	install -m 644 $(GEN)/diffid.fish $(SHARE)/fish/vendor_completions.d/diffid.fish
+	@if [ -n "$(DEBUGDIR)" ]; then \
+		install -d $(DESTDIR)$(DEBUGDIR) && \
+		for f in $(LIBDIR)/libdiffid.so.$(VERSION) $(DESTDIR)$(PREFIX)/bin/diffid; do \
+			$(OBJCOPY) --only-keep-debug $$f $(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug && \
+			chmod 644 $(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug && \
+			$(OBJCOPY) --add-gnu-debuglink=$(DESTDIR)$(DEBUGDIR)/$${f##*/}.debug $$f || exit 1; \
+		done; \
+	fi
+	$(STRIP) --strip-unneeded $(LIBDIR)/libdiffid.so.$(VERSION)
+	$(STRIP) --strip-debug $(LIBDIR)/libdiffid.a
+	$(STRIP) $(DESTDIR)$(PREFIX)/bin/diffid
+	@scripts/pkgconfig.sh $(LIBDIR)/pkgconfig $(PREFIX) $(PREFIX)/lib $(PREFIX)/include $(VERSION)
 
+uninstall:
+	@[ -n "$(PREFIX)" ] || { echo "make uninstall: PREFIX is empty" >&2; exit 1; }
+	rm -f $(INSTALLED)
+	@[ -z "$(DEBUGDIR)" ] || rm -f $(DESTDIR)$(DEBUGDIR)/libdiffid.so.$(VERSION).debug $(DESTDIR)$(DEBUGDIR)/diffid.debug
+
+# The Go package (go/, needs only go-digest) and its comparison with containers/image
+# (go/compat, a module of its own), linked through the uninstalled pkg-config files: the
+# package dynamically (the rpath finds target/release/libdiffid.so.0), go/compat with the
+# diffid_static tag (libdiffid.a).
+GO_ENV := CGO_ENABLED=1 PKG_CONFIG_PATH=$(PCDIR)
 test-go: build
-	cd go && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	cd go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
+	cd go/compat && $(GO_ENV) $(GO) vet -tags diffid_static ./... && \
+		$(GO_ENV) $(GO) test -tags diffid_static -race -count=1 ./...
+
+# Packaging against `make install` into a temporary prefix: the symbols of both libraries,
+# linking through pkg-config (dynamic, static, diffid-static), the static library beside the
+# system's liblzma, a vendored Go module, CGO_ENABLED=0, make uninstall.
+test-packaging: build
+	@scripts/packaging-test.sh
 
 # Criterion benches of each stage and each format (target/criterion, a few minutes), then
 # diffid against the peers on a realistic layer of installed files: target/bench/results.md,

@@ -1,4 +1,7 @@
-//! Build script: gives the shared library its SONAME.
+//! Build script: gives the shared library its SONAME, and the `diffid` tool the versions of
+//! the decoder crates for `diffid --version`.
+
+use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -10,4 +13,43 @@ fn main() {
         let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("set by cargo");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libdiffid.so.{major}");
     }
+    crate_versions();
+}
+
+/// Sets `DIFFID_VERSION_<CRATE>` for each decoder crate to the version Cargo.lock resolved
+/// ("unknown" without a Cargo.lock, e.g. built as another package's dependency: the tool is
+/// not built then). liblzma and libzstd also report their own versions at run time; ISA-L
+/// (inside isal-sys), zlib-rs and the bzip2 crates have no such call.
+fn crate_versions() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
+    let lock_path = Path::new(&dir).join("Cargo.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
+    if !lock.is_empty() {
+        println!("cargo:rerun-if-changed={}", lock_path.display());
+    }
+    for name in [
+        "isal-sys",
+        "zlib-rs",
+        "liblzma-sys",
+        "zstd-sys",
+        "bzip2",
+        "libbz2-rs-sys",
+    ] {
+        let version = locked_version(&lock, name).unwrap_or("unknown");
+        let var = name.to_uppercase().replace('-', "_");
+        println!("cargo:rustc-env=DIFFID_VERSION_{var}={version}");
+    }
+}
+
+/// The version of the first `[[package]]` named `name` in a Cargo.lock.
+fn locked_version<'a>(lock: &'a str, name: &str) -> Option<&'a str> {
+    let wanted = format!("name = \"{name}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            let version = lines.next()?.trim().strip_prefix("version = \"")?;
+            return version.strip_suffix('"');
+        }
+    }
+    None
 }

@@ -33,14 +33,19 @@
 // time, except that its context may be cancelled from anywhere.
 package diffid
 
-// #cgo CFLAGS: -I${SRCDIR}/../include
-// #cgo LDFLAGS: ${SRCDIR}/../target/release/libdiffid.a -lm -ldl -lpthread
+// The C library is found through pkg-config: link.go, link_static.go.
+
 // #include <stdlib.h>
 // #include "diffid.h"
 import "C"
 
 import (
 	"context"
+	"errors"
+	// The hashes of the digests this package returns, registered for go-digest: a caller's
+	// res.DiffID.Validate() or .Verifier() works without importing them itself.
+	_ "crypto/sha256"
+	_ "crypto/sha512"
 	"io"
 	"os"
 	"runtime"
@@ -69,17 +74,55 @@ func withOptions(opts []Option, call func(*C.diffid_options) (*Result, error)) (
 
 // DigestFile digests the file at path. The library opens and reads it itself, on its own
 // threads.
+//
+// A file that cannot be opened gives an *Error of code CodeIO that wraps the *fs.PathError
+// os.Open returns for it: errors.Is(err, fs.ErrNotExist) (or fs.ErrPermission) holds, and
+// errors.As finds the *fs.PathError.
 func DigestFile(path string, opts ...Option) (*Result, error) {
 	if strings.IndexByte(path, 0) >= 0 {
 		return nil, errorf(CodeInvalidArgument, "path %q contains a NUL byte", path)
 	}
-	return withOptions(opts, func(copts *C.diffid_options) (*Result, error) {
+	res, err := withOptions(opts, func(copts *C.diffid_options) (*Result, error) {
 		cpath := C.CString(path)
 		defer C.free(unsafe.Pointer(cpath))
 		var r *C.diffid_result
 		code := C.diffid_digest_file(cpath, copts, &r)
 		return takeResult(code, r)
 	})
+	var e *Error
+	if err != nil && errors.As(err, &e) && e.Code == CodeIO && e.cause == nil {
+		// The library reports the open failure as text. Open the file again to hand the
+		// caller Go's own error for it; if it opens now, the library's error stands.
+		f, oerr := os.Open(path)
+		if oerr != nil {
+			return nil, &Error{Code: CodeIO, Message: oerr.Error(), cause: oerr}
+		}
+		f.Close()
+	}
+	return res, err
+}
+
+// DigestFileContext is DigestFile with cancellation: when ctx is done, the digest stops and
+// the error wraps both ErrCancelled and ctx's error. The file is opened here (an open
+// failure wraps its *fs.PathError, as in DigestFile) and its bytes are passed to the library
+// as DigestReaderContext passes a reader's. With a context that is never done
+// (context.Background()), it is DigestFile.
+func DigestFileContext(ctx context.Context, path string, opts ...Option) (*Result, error) {
+	if ctx.Done() == nil {
+		return DigestFile(path, opts...)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &Error{Code: CodeCancelled, Message: "cancelled: " + context.Cause(ctx).Error(), cause: err}
+	}
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, errorf(CodeInvalidArgument, "path %q contains a NUL byte", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{Code: CodeIO, Message: err.Error(), cause: err}
+	}
+	defer f.Close()
+	return DigestReaderContext(ctx, f, opts...)
 }
 
 // zeroByte gives an empty slice a valid address to pass to C.

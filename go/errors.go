@@ -3,6 +3,7 @@ package diffid
 import (
 	"errors"
 	"fmt"
+	"regexp"
 )
 
 // Code is a failure kind of the C library (diffid_code). The numbers are those of the C ABI
@@ -131,7 +132,14 @@ func (e *Error) Is(target error) bool {
 // operation (so errors.Is(err, context.Canceled) holds too), or the reader's error.
 func (e *Error) Unwrap() error { return e.cause }
 
-func newError(code Code, msg string) *Error { return &Error{Code: code, Message: msg} }
+// osErrorSuffix is how Rust's std::io::Error ends its text (" (os error 2)"); the message
+// before it already says the same in words.
+var osErrorSuffix = regexp.MustCompile(` \(os error [0-9]+\)`)
+
+// newError makes the *Error of a library failure, its message without Rust's os error suffix.
+func newError(code Code, msg string) *Error {
+	return &Error{Code: code, Message: osErrorSuffix.ReplaceAllString(msg, "")}
+}
 
 func errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}

@@ -12,7 +12,10 @@ import (
 )
 
 // BLAKE3 is the go-digest name of the BLAKE3 algorithm ("blake3"), as registered by
-// github.com/opencontainers/go-digest/blake3. go-digest v1.0.0 has no constant for it.
+// github.com/opencontainers/go-digest/blake3. go-digest v1.0.0 has no constant for it and
+// cannot check such a digest (Validate returns digest.ErrDigestUnsupported); the package
+// registers the hashes of SHA-256 and SHA-512 digests with go-digest (it imports
+// crypto/sha256 and crypto/sha512), so those validate and verify in any program.
 const BLAKE3 digest.Algorithm = "blake3"
 
 // An Option changes how a layer is digested. Options validate their arguments: a bad value

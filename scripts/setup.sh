@@ -15,8 +15,9 @@ missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
-# Libraries checked by package name.
-for pkg in ${DIFFID_EXTRA_PACKAGES:-}; do
+# Libraries checked by package name: liblzma-dev for make test-packaging's program that
+# links the system's liblzma beside libdiffid.a; any named in DIFFID_EXTRA_PACKAGES.
+for pkg in liblzma-dev ${DIFFID_EXTRA_PACKAGES:-}; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 ((${#missing[@]})) || exit 0

@@ -1,15 +1,16 @@
 //! The `diffid` command: a layer's digests, as Podman would record them.
 
-mod cli;
-
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use diffid::{Algorithm, Digest, Digester, Error, ErrorKind, Options, Report};
 use serde_json::{Value, json};
+
+mod cli;
+mod cli_docs;
 
 /// Compute a container image layer's blob digest and DiffID in one pass, exactly as
 /// Podman, Skopeo and Buildah (containers/image) compute them.
@@ -78,6 +79,14 @@ struct Cli {
     /// Never show a progress bar.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print the shell completion script for SHELL and exit (make writes them).
+    #[arg(long, value_name = "SHELL", hide = true, exclusive = true)]
+    generate_completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit (make writes it).
+    #[arg(long, hide = true, exclusive = true)]
+    generate_man: bool,
 }
 
 fn parse_digest(s: &str) -> Result<Digest, String> {
@@ -110,7 +119,21 @@ fn main() -> ExitCode {
             return cli::image::main(&args[1..]);
         }
     }
-    let cli = Cli::parse();
+    // `--version` also names each decoder backend and its version (`-V`: the version only).
+    let command = Cli::command().long_version(cli_docs::long_version().leak() as &str);
+    let cli = Cli::from_arg_matches(&command.clone().get_matches()).unwrap_or_else(|e| e.exit());
+    let generated = match (cli.generate_completions, cli.generate_man) {
+        (Some(shell), _) => Some(cli_docs::completions(shell, Cli::command())),
+        (None, true) => Some(cli_docs::man_page(Cli::command())),
+        (None, false) => None,
+    };
+    if let Some(result) = generated {
+        return if result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let opts = Options {
         algorithm: cli
             .algorithm

@@ -246,3 +246,95 @@ fn expected_digests_pass_or_fail_as_digest_mismatch() {
     let usage = diffid(&["--expect-diff-id", "sha256:1234", file], b"");
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn version_names_each_decoder_backend() {
+    let out = diffid(&["--version"], b"");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("diffid {0} (library {0})", env!("CARGO_PKG_VERSION"))
+    );
+    // The versions of the liblzma and libzstd this test links, which are the tool's.
+    // SAFETY: lzma_version_string returns a pointer to a static NUL-terminated string.
+    let lzma = unsafe { std::ffi::CStr::from_ptr(liblzma_sys::lzma_version_string()) };
+    let gzip = if cfg!(feature = "isal") {
+        "gzip:  ISA-L igzip (isal-sys 0."
+    } else {
+        "gzip:  zlib-rs 0."
+    };
+    let want = [
+        gzip.to_string(),
+        "bzip2: bzip2 crate 0.".to_string(),
+        format!("xz:    liblzma {} (liblzma-sys 0.", lzma.to_str().unwrap()),
+        format!(
+            "zstd:  libzstd {} (zstd-sys ",
+            zstd::zstd_safe::version_string()
+        ),
+    ];
+    assert_eq!(lines.len(), 1 + want.len(), "{text}");
+    for (line, want) in lines[1..].iter().zip(&want) {
+        assert!(
+            line.starts_with(want.as_str()),
+            "{line:?} does not start with {want:?}"
+        );
+    }
+    assert!(!text.contains("unknown"), "{text}");
+    // -V stays the one-line version.
+    let short = diffid(&["-V"], b"");
+    assert_eq!(
+        String::from_utf8(short.stdout).unwrap().trim(),
+        format!("diffid {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// The long options of `diffid --help`, e.g. "--lenient-gzip".
+fn long_options() -> Vec<String> {
+    let help = String::from_utf8(diffid(&["--help"], b"").stdout).unwrap();
+    let mut opts: Vec<String> = help
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=' || c == '<')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(str::to_string)
+        .collect();
+    opts.sort();
+    opts.dedup();
+    assert!(opts.len() >= 10, "{help}");
+    opts
+}
+
+#[test]
+fn man_page_and_completions_cover_every_option() {
+    let man = diffid(&["--generate-man"], b"");
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH diffid 1"), "{man}");
+    // roff escapes '-' as '\-'.
+    for opt in long_options() {
+        assert!(
+            man.contains(&opt.replace('-', "\\-")),
+            "the man page lacks {opt}"
+        );
+    }
+    assert!(
+        !man.contains("generate"),
+        "hidden options are not documented"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = diffid(&["--generate-completions", shell], b"");
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for opt in long_options() {
+            let name = opt.trim_start_matches('-');
+            assert!(script.contains(name), "the {shell} completions lack {opt}");
+        }
+    }
+    // A shell clap does not know is a usage error.
+    assert_eq!(
+        diffid(&["--generate-completions", "cmd.exe"], b"")
+            .status
+            .code(),
+        Some(2)
+    );
+}

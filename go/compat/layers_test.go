@@ -12,9 +12,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"fmt"
-	"math/rand"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,62 +24,6 @@ import (
 type layerCase struct {
 	name string
 	blob []byte
-}
-
-type tarEntry struct {
-	name     string
-	typeflag byte
-	body     []byte
-	link     string
-}
-
-func buildTar(entries []tarEntry) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mtime := time.Unix(1700000000, 0)
-	for _, e := range entries {
-		hdr := &tar.Header{Name: e.name, Typeflag: e.typeflag, Mode: 0o644, ModTime: mtime, Linkname: e.link,
-			Uname: "root", Gname: "root", Format: tar.FormatPAX}
-		switch e.typeflag {
-		case tar.TypeDir:
-			hdr.Mode = 0o755
-		case tar.TypeReg:
-			hdr.Size = int64(len(e.body))
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			panic(err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			panic(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		panic(err)
-	}
-	return buf.Bytes()
-}
-
-func randomBytes(seed int64, n int) []byte {
-	b := make([]byte, n)
-	rand.New(rand.NewSource(seed)).Read(b)
-	return b
-}
-
-func textBytes(n int) []byte {
-	var b bytes.Buffer
-	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, "line %d: the quick brown fox jumps over the lazy dog %x\n", i, i*i)
-	}
-	return b.Bytes()[:n]
-}
-
-var smallEntries = []tarEntry{
-	{name: "etc/", typeflag: tar.TypeDir},
-	{name: "etc/hostname", typeflag: tar.TypeReg, body: []byte("diffid\n")},
-	{name: "etc/empty", typeflag: tar.TypeReg},
-	{name: "etc/localtime", typeflag: tar.TypeSymlink, link: "/usr/share/zoneinfo/UTC"},
-	{name: "etc/hostname.hard", typeflag: tar.TypeLink, link: "etc/hostname"},
-	{name: "usr/share/doc/" + strings.Repeat("long-name-", 20) + "/README", typeflag: tar.TypeReg, body: textBytes(3000)},
 }
 
 // payloads are the decompressed streams.
@@ -127,15 +69,6 @@ func runTool(stdin []byte, argv ...string) ([]byte, bool) {
 		panic(fmt.Sprintf("%v: %v: %s", argv, err, stderr.String()))
 	}
 	return out, true
-}
-
-func goGzip(data []byte, hdr gzip.Header, level int) []byte {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, level)
-	zw.Header = hdr
-	zw.Write(data)
-	zw.Close()
-	return buf.Bytes()
 }
 
 func goPgzip(data []byte) []byte {

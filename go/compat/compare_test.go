@@ -4,7 +4,6 @@ package diffid_test
 // ../shared/corpus/peers, through every entry point of the package.
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -69,58 +68,6 @@ func (s *tally) log(t *testing.T, what string) {
 		t.Logf("note: %s is not installed; cases needing it were judged by containers/image alone or skipped", k)
 		return true
 	})
-}
-
-// oddPieces is the Writer's piece-size cycle: tiny, odd, just under a page, just over 64 KiB.
-var oddPieces = []int{1, 7, 4093, 1, 65537, 13, 1 << 20}
-
-// writeInPieces feeds blob to a new Writer in oddPieces-sized pieces.
-func writeInPieces(blob []byte, opts ...diffid.Option) (*diffid.Result, error) {
-	w, err := diffid.NewWriter(opts...)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; len(blob) > 0; i++ {
-		n := min(oddPieces[i%len(oddPieces)], len(blob))
-		m, err := w.Write(blob[:n])
-		if err != nil {
-			w.Close()
-			return nil, err
-		}
-		if m != n {
-			w.Close()
-			return nil, errors.New("short write without error")
-		}
-		blob = blob[n:]
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return w.Result()
-}
-
-type entryPoint struct {
-	name string
-	run  func(t *testing.T, blob []byte, opts ...diffid.Option) (*diffid.Result, error)
-}
-
-var entryPoints = []entryPoint{
-	{"DigestBytes", func(t *testing.T, blob []byte, opts ...diffid.Option) (*diffid.Result, error) {
-		return diffid.DigestBytes(blob, opts...)
-	}},
-	{"DigestFile", func(t *testing.T, blob []byte, opts ...diffid.Option) (*diffid.Result, error) {
-		path := filepath.Join(t.TempDir(), "layer")
-		if err := os.WriteFile(path, blob, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return diffid.DigestFile(path, opts...)
-	}},
-	{"DigestReader", func(t *testing.T, blob []byte, opts ...diffid.Option) (*diffid.Result, error) {
-		return diffid.DigestReader(bytes.NewReader(blob), opts...)
-	}},
-	{"Writer", func(t *testing.T, blob []byte, opts ...diffid.Option) (*diffid.Result, error) {
-		return writeInPieces(blob, opts...)
-	}},
 }
 
 // sameAsReference reports how res differs from containers/image's answer ("" if it does not).
@@ -239,7 +186,7 @@ func TestGeneratedLayersSHA512(t *testing.T) {
 	s.log(t, "generated layers (sha512)")
 }
 
-const peersDir = "../../shared/corpus/peers"
+const peersDir = "../../../shared/corpus/peers"
 
 func peerFiles(t *testing.T) []string {
 	t.Helper()

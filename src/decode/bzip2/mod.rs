@@ -1,0 +1,116 @@
+//! bzip2: concatenated streams, block and stream CRCs checked (by the decoder), nothing
+//! allowed after the last stream.
+//!
+//! Blocks are independent, so [`ParBzip2Decoder`] decodes them in parallel; its output and
+//! errors are those of [`Bzip2Decoder`], the sequential decoder here. The files: `scan.rs`
+//! finds the magics at any bit offset, `forge.rs` makes streams (one-block streams around a
+//! piece, synthetic prefixes with forged CRCs), `parallel/` is the parallel decoder (the
+//! leader's cutting in `cut.rs`, the sequential fallback in `fallback.rs`).
+
+mod forge;
+mod parallel;
+mod scan;
+#[cfg(test)]
+mod tests;
+
+use bzip2::{Decompress, Error as BzError, Status};
+
+pub(super) use self::parallel::ParBzip2Decoder;
+use super::Decode;
+use crate::error::{Error, ErrorKind, Result};
+
+/// `kind` error of the decoder for stream `stream` (counted from 1) starting at `start`.
+fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
+    let what = match e {
+        BzError::DataMagic => "bad stream magic".to_string(),
+        BzError::Data => "invalid data or CRC mismatch".to_string(),
+        other => other.to_string(),
+    };
+    Error::new(ErrorKind::Corrupt, format!("{what} in stream {stream}")).at(start)
+}
+
+fn truncated(stream: u64, start: u64) -> Error {
+    Error::new(
+        ErrorKind::Truncated,
+        format!("data ends inside stream {stream}"),
+    )
+    .at(start)
+}
+
+pub(super) struct Bzip2Decoder {
+    inner: Decompress,
+    /// No byte of a next stream has been consumed since the last stream ended.
+    at_boundary: bool,
+    streams: u64,
+    offset: u64,
+    stream_start: u64,
+}
+
+impl Bzip2Decoder {
+    pub(super) fn new() -> Self {
+        Bzip2Decoder::resume(0, 0)
+    }
+
+    /// A decoder in the state the sequential one has after `streams` streams ending at
+    /// `offset` (the parallel decoder hands the input over to it there).
+    fn resume(streams: u64, offset: u64) -> Self {
+        Bzip2Decoder {
+            inner: Decompress::new(false),
+            at_boundary: streams > 0,
+            streams,
+            offset,
+            stream_start: offset,
+        }
+    }
+
+    fn run(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        let (in0, out0) = (self.inner.total_in(), self.inner.total_out());
+        let status = self.inner.decompress(input, output);
+        let consumed = (self.inner.total_in() - in0) as usize;
+        let produced = (self.inner.total_out() - out0) as usize;
+        match status {
+            Ok(Status::StreamEnd) => {
+                self.streams += 1;
+                self.offset += consumed as u64;
+                self.stream_start = self.offset;
+                self.at_boundary = true;
+                self.inner = Decompress::new(false);
+            }
+            Ok(_) => {
+                self.offset += consumed as u64;
+                if consumed > 0 {
+                    self.at_boundary = false;
+                }
+            }
+            Err(BzError::DataMagic) if self.at_boundary => {
+                return Err(Error::new(
+                    ErrorKind::TrailingData,
+                    format!(
+                        "data after bzip2 stream {} is not a bzip2 stream",
+                        self.streams
+                    ),
+                )
+                .at(self.stream_start));
+            }
+            Err(e) => return Err(stream_error(e, self.streams + 1, self.stream_start)),
+        }
+        Ok((consumed, produced))
+    }
+}
+
+impl Decode for Bzip2Decoder {
+    fn decode(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        self.run(input, output)
+    }
+
+    fn finish(&mut self, output: &mut [u8]) -> Result<(usize, bool)> {
+        if self.at_boundary {
+            return Ok((0, true));
+        }
+        let (_, produced) = self.run(&[], output)?;
+        if produced > 0 || self.at_boundary {
+            return Ok((produced, self.at_boundary && produced == 0));
+        }
+        Err(truncated(self.streams + 1, self.stream_start))
+    }
+}

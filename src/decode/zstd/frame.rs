@@ -1,0 +1,161 @@
+//! The frame walker: where a frame ends, found from its frame and block headers alone.
+
+use super::WINDOW_LOG_MAX;
+use crate::decode::parallel::BUFFER_MAX;
+
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+/// Skippable frames: magic 0x184D2A50 to 0x184D2A5F, a 4-byte length, that many bytes.
+const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+const BLOCK_SIZE_MAX: u64 = 128 << 10;
+
+/// Where a frame walk stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Walk {
+    /// Needs this many more bytes of the frame to go on.
+    Need(usize),
+    /// The frame is whole: this many bytes.
+    Frame,
+    /// A skippable frame: its remaining bytes (after the 8-byte header) are to be skipped.
+    Skip(u64),
+    /// Not a frame the walker can cut out (unknown magic, reserved bits, a dictionary, a window
+    /// over the limit, an invalid block, or too large to hold): decode it as it streams.
+    Stream,
+}
+
+/// Walks the headers of one frame, held from its first byte in a buffer that grows as the
+/// walk asks for bytes.
+#[derive(Debug, Default)]
+pub(super) struct Walker {
+    /// Offset in the frame of the next header to read.
+    cursor: usize,
+    /// After the frame header: blocks.
+    in_blocks: bool,
+    block_max: u64,
+    checksum: bool,
+    content_size: Option<u64>,
+    /// Decoded bytes the blocks walked so far can produce at most.
+    bound: u64,
+    pub(super) done: bool,
+}
+
+impl Walker {
+    /// Goes as far as `frame` allows.
+    pub(super) fn walk(&mut self, frame: &[u8]) -> Walk {
+        loop {
+            if self.done {
+                return Walk::Frame;
+            }
+            if !self.in_blocks {
+                if frame.len() < 5 {
+                    return Walk::Need(5 - frame.len());
+                }
+                let magic = u32::from_le_bytes(frame[..4].try_into().unwrap());
+                if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
+                    if frame.len() < 8 {
+                        return Walk::Need(8 - frame.len());
+                    }
+                    return Walk::Skip(u64::from(u32::from_le_bytes(
+                        frame[4..8].try_into().unwrap(),
+                    )));
+                }
+                if magic != ZSTD_MAGIC {
+                    return Walk::Stream;
+                }
+                let fhd = frame[4];
+                let single_segment = fhd & 0x20 != 0;
+                let dict_id_size = [0, 1, 2, 4][usize::from(fhd & 3)];
+                let fcs_size = match fhd >> 6 {
+                    0 => usize::from(single_segment),
+                    1 => 2,
+                    2 => 4,
+                    _ => 8,
+                };
+                let header = 5 + usize::from(!single_segment) + dict_id_size + fcs_size;
+                if frame.len() < header {
+                    return Walk::Need(header - frame.len());
+                }
+                if fhd & 0x08 != 0
+                    || frame[5 + usize::from(!single_segment)..][..dict_id_size]
+                        .iter()
+                        .any(|&b| b != 0)
+                {
+                    return Walk::Stream;
+                }
+                let fcs_at = header - fcs_size;
+                let mut fcs = [0u8; 8];
+                fcs[..fcs_size].copy_from_slice(&frame[fcs_at..header]);
+                let fcs = u64::from_le_bytes(fcs) + if fcs_size == 2 { 256 } else { 0 };
+                self.content_size = (fcs_size > 0).then_some(fcs);
+                let window = if single_segment {
+                    fcs
+                } else {
+                    let wd = frame[5];
+                    let log = 10 + u32::from(wd >> 3);
+                    let base = 1u64 << log;
+                    base + (base / 8) * u64::from(wd & 7)
+                };
+                if window > 1 << WINDOW_LOG_MAX
+                    || self.content_size.is_some_and(|n| n > BUFFER_MAX / 2)
+                {
+                    return Walk::Stream;
+                }
+                self.block_max = window.min(BLOCK_SIZE_MAX);
+                self.checksum = fhd & 0x04 != 0;
+                self.cursor = header;
+                self.in_blocks = true;
+            }
+            let at = self.cursor;
+            if frame.len() < at + 3 {
+                return Walk::Need(at + 3 - frame.len());
+            }
+            let h = u32::from_le_bytes([frame[at], frame[at + 1], frame[at + 2], 0]);
+            let (last, kind, size) = (h & 1 != 0, (h >> 1) & 3, u64::from(h >> 3));
+            let body = match kind {
+                0 => size,
+                1 => 1,
+                2 => size,
+                _ => return Walk::Stream,
+            };
+            if size > self.block_max {
+                return Walk::Stream;
+            }
+            self.bound += if kind == 2 { self.block_max } else { size };
+            let end = at + 3 + body as usize + if last && self.checksum { 4 } else { 0 };
+            if self.bound.min(self.content_size.unwrap_or(u64::MAX)) > BUFFER_MAX / 2
+                || end as u64 > BUFFER_MAX / 2
+            {
+                return Walk::Stream;
+            }
+            if frame.len() < end {
+                // Come back to this block header once its body is here.
+                self.bound -= if kind == 2 { self.block_max } else { size };
+                return Walk::Need(end - frame.len());
+            }
+            self.cursor = end;
+            if last {
+                self.done = true;
+            }
+        }
+    }
+
+    /// The most the walked frame decodes to.
+    pub(super) fn output_bound(&self) -> u64 {
+        self.content_size.unwrap_or(self.bound).min(self.bound)
+    }
+}
+
+/// Whether a zstd input whose first bytes are `prefix` is worth decoding in parallel: its
+/// first frame is small (it says so in its header, or it ends within `prefix` and another
+/// frame follows). `None` when the first frame has no content size and goes on past `prefix`.
+pub(in crate::decode) fn splits(prefix: &[u8]) -> Option<bool> {
+    let mut w = Walker::default();
+    match w.walk(prefix) {
+        Walk::Frame => prefix
+            .get(w.cursor..w.cursor + 4)
+            .map(|m| u32::from_le_bytes(m.try_into().unwrap()) == ZSTD_MAGIC),
+        Walk::Need(_) if w.content_size.is_some() => Some(true),
+        Walk::Need(_) => None,
+        Walk::Skip(_) | Walk::Stream => Some(false),
+    }
+}

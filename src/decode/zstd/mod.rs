@@ -1,0 +1,154 @@
+//! zstd (RFC 8878) through libzstd: concatenated frames, skippable frames after the first
+//! (zstd:chunked keeps its table of contents in them; they add nothing to the DiffID),
+//! content checksums verified, windows up to 512 MiB, no dictionaries.
+//!
+//! One frame cannot be decoded in parallel, but several can: [`ParZstdDecoder`] decodes
+//! whole frames on helper threads, with the same output and errors as [`ZstdDecoder`], the
+//! streaming decoder here. The files: `frame.rs` walks a frame's headers to find where it
+//! ends, `parallel.rs` is the parallel decoder.
+
+mod frame;
+mod parallel;
+#[cfg(test)]
+mod tests;
+
+use zstd::zstd_safe::{self, DCtx, DParameter, InBuffer, OutBuffer};
+
+pub(super) use self::frame::splits;
+pub(super) use self::parallel::ParZstdDecoder;
+use super::Decode;
+use crate::error::{Error, ErrorKind, Result};
+
+/// containers/image (klauspost/compress) refuses windows over 512 MiB = 2^29.
+const WINDOW_LOG_MAX: u32 = 29;
+
+pub(super) struct ZstdDecoder {
+    dctx: DCtx<'static>,
+    /// The last call ended exactly at a frame boundary with everything flushed.
+    at_boundary: bool,
+    /// Frames (skippable included) completed so far.
+    frames: u64,
+    offset: u64,
+    frame_start: u64,
+}
+
+/// A decompression context with our limits.
+fn new_dctx() -> Result<DCtx<'static>> {
+    let mut dctx = DCtx::try_create()
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot allocate a zstd context"))?;
+    dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
+        .map_err(|code| zstd_error(code, false))?;
+    Ok(dctx)
+}
+
+impl ZstdDecoder {
+    pub(super) fn new() -> Result<Self> {
+        ZstdDecoder::resume(0, 0)
+    }
+
+    /// A decoder in the state the sequential one has after `frames` frames ending at
+    /// `offset` (the parallel decoder hands frames over to it there).
+    fn resume(frames: u64, offset: u64) -> Result<Self> {
+        Ok(ZstdDecoder {
+            dctx: new_dctx()?,
+            at_boundary: frames > 0,
+            frames,
+            offset,
+            frame_start: offset,
+        })
+    }
+
+    fn run(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        let mut inb = InBuffer::around(input);
+        let mut outb = OutBuffer::around(output);
+        let result = self.dctx.decompress_stream(&mut outb, &mut inb);
+        let (consumed, produced) = (inb.pos(), outb.pos());
+        match result {
+            Ok(hint) => {
+                self.offset += consumed as u64;
+                if consumed > 0 || produced > 0 {
+                    let ended = hint == 0;
+                    // libzstd stops at the end of each frame, so a call that consumed input
+                    // and ended a frame ended a new one, even when it began at a boundary.
+                    if ended && (consumed > 0 || !self.at_boundary) {
+                        self.frames += 1;
+                        self.frame_start = self.offset;
+                    }
+                    self.at_boundary = ended;
+                }
+                Ok((consumed, produced))
+            }
+            Err(code) => {
+                let err = zstd_error(code, self.at_boundary && self.frames > 0);
+                Err(err.at(self.frame_start))
+            }
+        }
+    }
+}
+
+/// Maps a libzstd error code to our kinds; `between_frames` tells whether the decoder was
+/// waiting for a new frame when it saw the bad bytes.
+fn zstd_error(code: usize, between_frames: bool) -> Error {
+    let name = zstd_safe::get_error_name(code);
+    // ZSTD_ErrorCode values (zstd_errors.h), stable since libzstd 1.3.
+    // SAFETY: ZSTD_getErrorCode only inspects the integer it is given.
+    let code_enum = unsafe { zstd_safe::zstd_sys::ZSTD_getErrorCode(code) };
+    let kind = match code_enum as u32 {
+        10 if between_frames => {
+            return Error::new(
+                ErrorKind::TrailingData,
+                "data after the last zstd frame is not a zstd frame",
+            );
+        }
+        32 => {
+            return Error::new(
+                ErrorKind::Unsupported,
+                "frame needs a dictionary (containers/image supports none)",
+            );
+        }
+        16 => {
+            return Error::new(
+                ErrorKind::LimitExceeded,
+                "frame window larger than 512 MiB (containers/image's limit)",
+            );
+        }
+        // dstSize_tooSmall: our output buffers never are, so the frame decodes to more than
+        // its header says. libzstd reports that as corruption_detected when it streams and
+        // as this when it decodes the whole frame into a buffer of the declared size (the
+        // parallel path; or the sequential one, when a whole frame fits in the input): one
+        // answer, whatever the threads.
+        70 => {
+            return Error::new(
+                ErrorKind::Corrupt,
+                "invalid frame: Data corruption detected",
+            );
+        }
+        12 | 14 | 40 | 42 => ErrorKind::Unsupported,
+        _ => ErrorKind::Corrupt,
+    };
+    Error::new(kind, format!("invalid frame: {name}"))
+}
+
+impl Decode for ZstdDecoder {
+    fn decode(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        self.run(input, output)
+    }
+
+    fn finish(&mut self, output: &mut [u8]) -> Result<(usize, bool)> {
+        if self.at_boundary {
+            return Ok((0, true));
+        }
+        let (_, produced) = self.run(&[], output)?;
+        if produced > 0 {
+            return Ok((produced, false));
+        }
+        if self.at_boundary {
+            return Ok((0, true));
+        }
+        Err(Error::new(
+            ErrorKind::Truncated,
+            format!("data ends inside frame {}", self.frames + 1),
+        )
+        .at(self.frame_start))
+    }
+}
