@@ -20,8 +20,8 @@ mod cli_docs;
 ///
 /// Exit status: 0 when every file succeeded, 1 when any failed, 2 for a usage error.
 ///
-/// `diffid image PATH` verifies a whole image instead (see `diffid image --help`); to digest
-/// a blob that is a file named `image`, run `diffid ./image`.
+/// `diffid image PATH` verifies a whole image instead (`diffid image -h` for its options);
+/// to digest a blob that is a file named `image`, run `diffid ./image`.
 #[derive(Parser, Debug)]
 #[command(name = "diffid", version, about, long_about)]
 struct Cli {
