@@ -212,6 +212,7 @@ fn code_of(kind: ErrorKind) -> diffid::ffi::diffid_code {
         ErrorKind::InvalidTar => DIFFID_INVALID_TAR,
         ErrorKind::Misuse => DIFFID_MISUSE,
         ErrorKind::Internal => DIFFID_INTERNAL,
+        ErrorKind::DigestMismatch => DIFFID_DIGEST_MISMATCH,
     }
 }
 
