@@ -50,8 +50,8 @@ deps:
 
 # The Go reference the tests compare against (containers/image's own code).
 oracle: $(ORACLE)
-$(ORACLE): tests/oracle/main.go tests/oracle/go.mod tests/oracle/go.sum
-	cd tests/oracle && $(GO) build -o ../../$(ORACLE) .
+$(ORACLE): $(wildcard tests/oracle/*.go) tests/oracle/go.mod tests/oracle/go.sum
+	cd tests/oracle && $(GO) build -tags containers_image_openpgp -o ../../$(ORACLE) .
 
 demo: build
 	@scripts/demo.sh $(RELEASE)/diffid

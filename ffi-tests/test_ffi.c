@@ -248,16 +248,18 @@ static void test_code_names(void) {
     static const char *names[] = {"ok",          "invalid_argument", "io",
                                   "corrupt",     "truncated",        "trailing_data",
                                   "unsupported", "limit_exceeded",   "cancelled",
-                                  "invalid_tar", "misuse",           "internal"};
+                                  "invalid_tar", "misuse",           "internal",
+                                  "digest_mismatch"};
     static const diffid_code codes[] = {
         DIFFID_OK,           DIFFID_INVALID_ARGUMENT, DIFFID_IO,          DIFFID_CORRUPT,
         DIFFID_TRUNCATED,    DIFFID_TRAILING_DATA,    DIFFID_UNSUPPORTED, DIFFID_LIMIT_EXCEEDED,
-        DIFFID_CANCELLED,    DIFFID_INVALID_TAR,      DIFFID_MISUSE,      DIFFID_INTERNAL};
+        DIFFID_CANCELLED,    DIFFID_INVALID_TAR,      DIFFID_MISUSE,      DIFFID_INTERNAL,
+        DIFFID_DIGEST_MISMATCH};
     for (unsigned i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         CHECK((unsigned)codes[i] == i); /* the numbers are fixed */
         CHECK_STR(diffid_code_name(codes[i]), names[i]);
     }
-    CHECK(diffid_code_name((diffid_code)12) == NULL);
+    CHECK(diffid_code_name((diffid_code)13) == NULL);
     CHECK(diffid_code_name((diffid_code)0xffffffffu) == NULL);
     CHECK(sizeof(diffid_code) == 4 && sizeof(diffid_format) == 4 &&
           sizeof(diffid_algorithm) == 4);
@@ -552,6 +554,41 @@ static void test_algorithms(void) {
     diffid_result_free(r2);
     free(data);
     diffid_result_free(r);
+    diffid_options_free(o);
+}
+
+/* Expected digests: the references' digests pass; the DiffID expected as the blob digest
+   (and the other way round) is DIFFID_DIGEST_MISMATCH with no digests, from a file and from a
+   buffer; a string that is not a digest is refused without changing the options. */
+static void test_expect_digests(void) {
+    const layer *l = input(quick ? "small.tar.zst" : "layer.tar.zst");
+    diffid_options *o = NULL;
+    diffid_result *r = NULL;
+    CHECK_CODE(diffid_options_new(&o), DIFFID_OK);
+    CHECK_CODE(diffid_options_set_expect_blob_digest(o, l->blob256), DIFFID_OK);
+    CHECK_CODE(diffid_options_set_expect_diff_id(o, l->diff256), DIFFID_OK);
+    CHECK_CODE(diffid_digest_file(l->path, o, &r), DIFFID_OK);
+    check_ok(r, l, DIFFID_ALGORITHM_SHA256);
+    diffid_result_free(r);
+
+    CHECK_CODE(diffid_options_set_expect_diff_id(o, "sha256:abc"), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_options_set_expect_diff_id(NULL, l->diff256), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_digest_file(l->path, o, &r), DIFFID_OK); /* unchanged */
+    diffid_result_free(r);
+
+    CHECK_CODE(diffid_options_set_expect_blob_digest(o, l->diff256), DIFFID_OK);
+    CHECK_CODE(diffid_digest_file(l->path, o, &r), DIFFID_DIGEST_MISMATCH);
+    check_err(r, DIFFID_DIGEST_MISMATCH);
+    CHECK(diffid_result_blob_digest(r) == NULL);
+    diffid_result_free(r);
+    size_t len;
+    uint8_t *data = read_all(l->path, &len);
+    CHECK_CODE(diffid_options_set_expect_blob_digest(o, NULL), DIFFID_OK);
+    CHECK_CODE(diffid_options_set_expect_diff_id(o, l->blob256), DIFFID_OK);
+    CHECK_CODE(diffid_digest_buffer(data, len, o, &r), DIFFID_DIGEST_MISMATCH);
+    check_err(r, DIFFID_DIGEST_MISMATCH);
+    diffid_result_free(r);
+    free(data);
     diffid_options_free(o);
 }
 
@@ -984,6 +1021,7 @@ int main(int argc, char **argv) {
     run("stream_pieces", test_stream_pieces);
     run("threads_agree", test_threads_agree);
     run("algorithms", test_algorithms);
+    run("expect_digests", test_expect_digests);
     run("lenient_gzip", test_lenient_gzip);
     run("full_xz", test_full_xz);
     run("max_size", test_max_size);

@@ -24,6 +24,7 @@ const (
 	CodeInvalidTar      Code = 9
 	CodeMisuse          Code = 10
 	CodeInternal        Code = 11
+	CodeDigestMismatch  Code = 12
 )
 
 // The sentinel errors, one per failure code. Every error this package returns is an *Error,
@@ -52,6 +53,9 @@ var (
 	ErrMisuse = errors.New("diffid: misuse")
 	// ErrInternal: a bug in the library. Please report it.
 	ErrInternal = errors.New("diffid: internal error")
+	// ErrDigestMismatch: the blob digest or DiffID differs from the one given with
+	// WithExpectBlobDigest or WithExpectDiffID.
+	ErrDigestMismatch = errors.New("diffid: digest mismatch")
 )
 
 var sentinels = [...]error{
@@ -66,6 +70,7 @@ var sentinels = [...]error{
 	CodeInvalidTar:      ErrInvalidTar,
 	CodeMisuse:          ErrMisuse,
 	CodeInternal:        ErrInternal,
+	CodeDigestMismatch:  ErrDigestMismatch,
 }
 
 var codeNames = [...]string{
@@ -81,6 +86,7 @@ var codeNames = [...]string{
 	CodeInvalidTar:      "invalid_tar",
 	CodeMisuse:          "misuse",
 	CodeInternal:        "internal",
+	CodeDigestMismatch:  "digest_mismatch",
 }
 
 // String returns the code's short stable name ("corrupt", "trailing_data", ...).

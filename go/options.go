@@ -1,10 +1,12 @@
 package diffid
 
+// #include <stdlib.h>
 // #include "diffid.h"
 import "C"
 
 import (
 	"math"
+	"unsafe"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -30,6 +32,8 @@ type config struct {
 	memoryLimit uint64 // 0: the library's default (1 GiB)
 	threads     uint32 // 0: one per core
 	requireTar  bool
+	expectBlob  digest.Digest // "": no check
+	expectDiff  digest.Digest // "": no check
 }
 
 // WithAlgorithm selects the digest algorithm of both the blob digest and the DiffID:
@@ -100,6 +104,41 @@ func WithRequireTar() Option {
 	return func(c *config) error { c.requireTar = true; return nil }
 }
 
+// WithExpectBlobDigest makes a blob whose digest is not d fail with ErrDigestMismatch (and
+// give no Result). d must be a valid digest (d.Validate) of the algorithm computed.
+func WithExpectBlobDigest(d digest.Digest) Option {
+	return func(c *config) error {
+		if err := d.Validate(); err != nil {
+			return errorf(CodeInvalidArgument, "expected blob digest %q: %v", string(d), err)
+		}
+		c.expectBlob = d
+		return nil
+	}
+}
+
+// WithExpectDiffID makes a blob whose DiffID is not d (the image config's rootfs.diff_ids
+// entry) fail with ErrDigestMismatch, like WithExpectBlobDigest.
+func WithExpectDiffID(d digest.Digest) Option {
+	return func(c *config) error {
+		if err := d.Validate(); err != nil {
+			return errorf(CodeInvalidArgument, "expected DiffID %q: %v", string(d), err)
+		}
+		c.expectDiff = d
+		return nil
+	}
+}
+
+// setDigest passes d (or NULL for "") to a diffid_options_set_expect_* function; the C side
+// copies the string before it returns.
+func setDigest(set func(*C.char) C.diffid_code, d digest.Digest) C.diffid_code {
+	if d == "" {
+		return set(nil)
+	}
+	s := C.CString(string(d))
+	defer C.free(unsafe.Pointer(s))
+	return set(s)
+}
+
 func newConfig(opts []Option) (config, error) {
 	var c config
 	for _, o := range opts {
@@ -141,6 +180,12 @@ func (c *config) cOptions() (*C.diffid_options, error) {
 		{"memory limit", C.diffid_options_set_memory_limit(o, C.uint64_t(c.memoryLimit))},
 		{"threads", C.diffid_options_set_threads(o, C.uint32_t(c.threads))},
 		{"require tar", C.diffid_options_set_require_tar(o, C.bool(c.requireTar))},
+		{"expected blob digest", setDigest(func(s *C.char) C.diffid_code {
+			return C.diffid_options_set_expect_blob_digest(o, s)
+		}, c.expectBlob)},
+		{"expected DiffID", setDigest(func(s *C.char) C.diffid_code {
+			return C.diffid_options_set_expect_diff_id(o, s)
+		}, c.expectDiff)},
 	}
 	for _, s := range steps {
 		if code := Code(s.code); code != CodeOK {

@@ -109,6 +109,11 @@ enum diffid_code
    * A bug in this library (a panic was caught). Please report it.
    */
   DIFFID_INTERNAL = 11,
+  /**
+   * The blob digest or DiffID differs from the one set with
+   * `diffid_options_set_expect_blob_digest` / `diffid_options_set_expect_diff_id`.
+   */
+  DIFFID_DIGEST_MISMATCH = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -238,7 +243,7 @@ const char *diffid_version(void);
 /**
  * The short, stable, lowercase name of `code`: `"ok"`, `"invalid_argument"`, `"io"`,
  * `"corrupt"`, `"truncated"`, `"trailing_data"`, `"unsupported"`, `"limit_exceeded"`,
- * `"cancelled"`, `"invalid_tar"`, `"misuse"`, `"internal"`; NULL for a number that is no
+ * `"cancelled"`, `"invalid_tar"`, `"misuse"`, `"internal"`, `"digest_mismatch"`; NULL for a number that is no
  * code. The string is static: never free it. Thread-safe.
  */
 const char *diffid_code_name(diffid_code code);
@@ -343,6 +348,22 @@ diffid_code diffid_options_set_threads(diffid_options *o, uint32_t n);
  * thread uses them during the call.
  */
 diffid_code diffid_options_set_require_tar(diffid_options *o, bool on);
+
+/**
+ * Sets the blob digest the blob must have, as NUL-terminated `algorithm:hex`
+ * (`"sha256:e3b0c4…"`, lowercase hex of the algorithm's length); the string is copied. A
+ * blob with another digest then fails with `DIFFID_DIGEST_MISMATCH` and gives no digests.
+ * NULL clears it. Returns `DIFFID_INVALID_ARGUMENT`, changing nothing, for a string that is
+ * not such a digest or a NULL `o`. Its algorithm must be the options' algorithm when the
+ * options are used, or the digest fails with `DIFFID_INVALID_ARGUMENT`.
+ */
+diffid_code diffid_options_set_expect_blob_digest(diffid_options *o, const char *digest);
+
+/**
+ * Sets the DiffID the blob must have (the image config's `rootfs.diff_ids` entry); like
+ * `diffid_options_set_expect_blob_digest`.
+ */
+diffid_code diffid_options_set_expect_diff_id(diffid_options *o, const char *digest);
 
 /**
  * Digests the layer blob in the file at `path` (a NUL-terminated file name): format,

@@ -20,7 +20,7 @@ secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export RUSTC_BOOTSTRAP=1
-targets=${FUZZ_TARGETS:-"digest_gzip digest_bzip2 digest_xz digest_zstd tar ffi_stream"}
+targets=${FUZZ_TARGETS:-"digest_gzip digest_bzip2 digest_xz digest_zstd tar ffi_stream image_archive"}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
@@ -94,6 +94,33 @@ if [ -d "$peers" ]; then
 fi
 for t in $targets; do
     case $t in
+        image_archive)
+            # Tiny image archives: an oci-archive and a docker save tar of one layer, written
+            # here with sha256sum (the fuzzer mutates their JSON, names and members).
+            img="$work/img"
+            mkdir -p "$img/oci/blobs/sha256" "$img/docker"
+            blob() { # file -> digest hex, stored in the layout
+                local h; h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$img/oci/blobs/sha256/$h"; echo "$h"
+            }
+            printf 'x\n' >"$img/x"
+            tar -c --format=gnu --mtime=@0 -C "$img" -f "$img/layer.tar" x
+            gzip -c -n "$img/layer.tar" >"$img/layer.tar.gz"
+            diff=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
+            printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+                "$diff" >"$img/config.json"
+            cfg=$(blob "$img/config.json"); lay=$(blob "$img/layer.tar.gz")
+            printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
+                "$cfg" "$(stat -c %s "$img/config.json")" "$lay" "$(stat -c %s "$img/layer.tar.gz")" >"$img/manifest"
+            man=$(blob "$img/manifest")
+            printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]}' \
+                "$man" "$(stat -c %s "$img/manifest")" >"$img/oci/index.json"
+            printf '{"imageLayoutVersion":"1.0.0"}' >"$img/oci/oci-layout"
+            tar -c --format=gnu --mtime=@0 -C "$img/oci" -f "$seeds/image_archive/oci" .
+            cp "$img/config.json" "$img/docker/$cfg.json"
+            mkdir -p "$img/docker/l"; cp "$img/layer.tar" "$img/docker/l/layer.tar"
+            printf '[{"Config":"%s.json","RepoTags":["x:1"],"Layers":["l/layer.tar"]}]' "$cfg" >"$img/docker/manifest.json"
+            tar -c --format=gnu --mtime=@0 -C "$img/docker" -f "$seeds/image_archive/docker" .
+            ;;
         ffi_stream)
             # threads, max size, then write records [op, len_lo, len_hi] + data.
             for l in $layers; do

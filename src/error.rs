@@ -38,6 +38,10 @@ pub enum ErrorKind {
     Misuse = 10,
     /// A bug in this library (a worker thread panicked). Please report it.
     Internal = 11,
+    /// The blob digest or DiffID differs from the one the caller said to expect
+    /// ([`Options::expect_blob_digest`](crate::Options::expect_blob_digest),
+    /// [`Options::expect_diff_id`](crate::Options::expect_diff_id)).
+    DigestMismatch = 12,
 }
 
 impl ErrorKind {
@@ -55,6 +59,7 @@ impl ErrorKind {
             ErrorKind::InvalidTar => "invalid_tar",
             ErrorKind::Misuse => "misuse",
             ErrorKind::Internal => "internal",
+            ErrorKind::DigestMismatch => "digest_mismatch",
         }
     }
 }

@@ -63,6 +63,37 @@ impl Digest {
     }
 }
 
+/// Parses `algorithm:hex` as go-digest validates it: a known algorithm and exactly its number
+/// of lowercase hex digits (64 for sha256 and blake3, 128 for sha512). Anything else is
+/// [`ErrorKind::InvalidArgument`].
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{s:?} is not a digest: {why}"),
+            )
+        };
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| bad("expected algorithm:hex"))?;
+        let algorithm: Algorithm = alg.parse()?;
+        let len = match algorithm {
+            Algorithm::Sha256 | Algorithm::Blake3 => 64,
+            Algorithm::Sha512 => 128,
+        };
+        if hex.len() != len || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad(&format!("{alg} needs {len} lowercase hex digits")));
+        }
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_string(),
+        })
+    }
+}
+
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.algorithm.name(), self.hex)
@@ -162,5 +193,25 @@ mod tests {
             h.finish().0.hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn digests_parse_strictly() {
+        let s = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let d: Digest = s.parse().unwrap();
+        assert_eq!(d.to_string(), s);
+        for bad in [
+            "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+            "sha256:ba7816bf",
+            "sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        ] {
+            assert_eq!(
+                bad.parse::<Digest>().unwrap_err().kind(),
+                ErrorKind::InvalidArgument,
+                "{bad}"
+            );
+        }
     }
 }

@@ -24,6 +24,8 @@ mod detect;
 mod error;
 pub mod ffi;
 mod hash;
+#[cfg(feature = "image")]
+pub mod image;
 mod options;
 mod pipeline;
 mod pool;

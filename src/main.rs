@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
-use diffid::{Algorithm, Digester, Error, ErrorKind, Options, Report};
+use diffid::{Algorithm, Digest, Digester, Error, ErrorKind, Options, Report};
 use serde_json::{Value, json};
 
+mod cli;
 mod cli_docs;
 
 /// Compute a container image layer's blob digest and DiffID in one pass, exactly as
@@ -18,6 +19,9 @@ mod cli_docs;
 /// (detected from its first bytes). With no FILE, or when FILE is -, reads standard input.
 ///
 /// Exit status: 0 when every file succeeded, 1 when any failed, 2 for a usage error.
+///
+/// `diffid image PATH` verifies a whole image instead (`diffid image -h` for its options);
+/// to digest a blob that is a file named `image`, run `diffid ./image`.
 #[derive(Parser, Debug)]
 #[command(name = "diffid", version, about, long_about)]
 struct Cli {
@@ -62,6 +66,16 @@ struct Cli {
     #[arg(long)]
     require_tar: bool,
 
+    /// Fail (kind digest_mismatch) unless the blob digest is DIGEST (algorithm:hex, of the
+    /// --algorithm computed).
+    #[arg(long, value_name = "DIGEST", value_parser = parse_digest)]
+    expect_blob_digest: Option<Digest>,
+
+    /// Fail (kind digest_mismatch) unless the DiffID is DIGEST (the config's
+    /// rootfs.diff_ids entry).
+    #[arg(long, value_name = "DIGEST", value_parser = parse_digest)]
+    expect_diff_id: Option<Digest>,
+
     /// Never show a progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -73,6 +87,10 @@ struct Cli {
     /// Print the man page (roff) and exit (make writes it).
     #[arg(long, hide = true, exclusive = true)]
     generate_man: bool,
+}
+
+fn parse_digest(s: &str) -> Result<Digest, String> {
+    s.parse().map_err(|e: Error| e.message().to_string())
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -92,6 +110,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // `diffid image ...` is its own command line (clap cannot mix a subcommand with FILE
+    // arguments that may be any name): dispatched on the first argument alone.
+    #[cfg(feature = "image")]
+    {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if args.get(1).is_some_and(|a| a == "image") {
+            return cli::image::main(&args[1..]);
+        }
+    }
     // `--version` also names each decoder backend and its version (`-V`: the version only).
     let command = Cli::command().long_version(cli_docs::long_version().leak() as &str);
     let cli = Cli::from_arg_matches(&command.clone().get_matches()).unwrap_or_else(|e| e.exit());
@@ -118,6 +145,8 @@ fn main() -> ExitCode {
         decoder_memory_limit: cli.memory_limit,
         threads: cli.threads,
         require_tar: cli.require_tar,
+        expect_blob_digest: cli.expect_blob_digest.clone(),
+        expect_diff_id: cli.expect_diff_id.clone(),
     };
     let files = if cli.files.is_empty() {
         vec!["-".to_string()]

@@ -1,6 +1,8 @@
 //! What a caller can choose. Every interface (Rust, C, Go, CLI) exposes the same set.
 
-use crate::hash::Algorithm;
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{Algorithm, Digest};
+use crate::pipeline::Report;
 
 /// Options of one digest computation. `Options::default()` is what Podman would compute,
 /// with every safety limit on.
@@ -30,6 +32,13 @@ pub struct Options {
     /// Treat a decoded stream that is not a valid tar archive as an error
     /// ([`ErrorKind::InvalidTar`](crate::ErrorKind::InvalidTar)) rather than a verdict.
     pub require_tar: bool,
+    /// The blob digest the blob must have: any other is an error of kind
+    /// [`ErrorKind::DigestMismatch`], never a report. Its algorithm must be `algorithm`
+    /// (else [`ErrorKind::InvalidArgument`] when the computation starts). `None`: no check.
+    pub expect_blob_digest: Option<Digest>,
+    /// The DiffID the blob must have (the image config's `rootfs.diff_ids` entry), checked
+    /// like `expect_blob_digest`.
+    pub expect_diff_id: Option<Digest>,
 }
 
 /// The default decoder memory limit: 1 GiB.
@@ -45,11 +54,55 @@ impl Default for Options {
             decoder_memory_limit: DEFAULT_DECODER_MEMORY_LIMIT,
             threads: 0,
             require_tar: false,
+            expect_blob_digest: None,
+            expect_diff_id: None,
         }
     }
 }
 
 impl Options {
+    /// Fails with [`ErrorKind::InvalidArgument`] when an expected digest is of another
+    /// algorithm than the one computed.
+    pub(crate) fn validate(&self) -> Result<()> {
+        for (what, d) in [
+            ("blob digest", &self.expect_blob_digest),
+            ("DiffID", &self.expect_diff_id),
+        ] {
+            if let Some(d) = d
+                && d.algorithm() != self.algorithm
+            {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "the expected {what} {d} is not a {} digest, the algorithm computed",
+                        self.algorithm.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `report`, or [`ErrorKind::DigestMismatch`] when it differs from an expected digest.
+    pub(crate) fn check_expected(&self, report: Report) -> Result<Report> {
+        let checks = [
+            ("blob digest", &self.expect_blob_digest, &report.blob_digest),
+            ("DiffID", &self.expect_diff_id, &report.diff_id),
+        ];
+        for (what, want, got) in checks {
+            if let Some(want) = want
+                && want != got
+            {
+                return Err(Error::new(
+                    ErrorKind::DigestMismatch,
+                    format!("the {what} is {got}, not the expected {want}"),
+                )
+                .in_format(report.format));
+            }
+        }
+        Ok(report)
+    }
+
     /// The most worker threads these options allow: `threads`, or the worker budget when
     /// `threads` is 0.
     pub fn resolved_threads(&self) -> usize {

@@ -212,6 +212,42 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn expected_digests_pass_or_fail_as_digest_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = source_layer();
+    let blob = xz(&layer, &[]);
+    let file = put(dir.path(), "l.tar.xz", &blob);
+    let file = file.to_str().unwrap();
+    // The references: openssl over the blob and over the uncompressed tar.
+    let blob_digest = openssl("sha256", &blob);
+    let diff_id = openssl("sha256", &layer);
+    let ok = diffid(
+        &[
+            "--json",
+            "--expect-blob-digest",
+            &blob_digest,
+            "--expect-diff-id",
+            &diff_id,
+            file,
+        ],
+        b"",
+    );
+    assert_eq!(ok.status.code(), Some(0));
+    assert_eq!(json_lines(&ok)[0]["diff_id"], Value::from(diff_id.clone()));
+    // The DiffID given as the blob digest (the tarball-transport bug): a mismatch, no digest.
+    let bad = diffid(&["--json", "--expect-blob-digest", &diff_id, file], b"");
+    assert_eq!(bad.status.code(), Some(1));
+    let v = &json_lines(&bad)[0];
+    assert_eq!(v["error"]["kind"], "digest_mismatch");
+    assert!(v.get("diff_id").is_none());
+    let bad = diffid(&["--json", "--expect-diff-id", &blob_digest, file], b"");
+    assert_eq!(json_lines(&bad)[0]["error"]["kind"], "digest_mismatch");
+    // Not a digest: a usage error.
+    let usage = diffid(&["--expect-diff-id", "sha256:1234", file], b"");
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
 fn version_names_each_decoder_backend() {
     let out = diffid(&["--version"], b"");
     assert!(out.status.success());

@@ -930,3 +930,50 @@ fn tar_verdicts_match_go_archive_tar() {
         assert_eq!(r.tar.error.is_none(), r.tar.valid, "{name}");
     }
 }
+
+/// `Options::expect_blob_digest` / `expect_diff_id`: a match gives the report, a mismatch
+/// is `DigestMismatch` on every path (bytes, one thread, the pipeline), never a report.
+#[test]
+fn expected_digests_in_options() {
+    use diffid::{Digest, ErrorKind, Options, digest_bytes};
+    let layer = common::generated_layer();
+    let blob = common::zstd(&layer, &["-3"]);
+    let blob_digest: Digest = common::openssl("sha256", &blob).parse().unwrap();
+    let diff_id: Digest = common::openssl("sha256", &layer).parse().unwrap();
+    for threads in [1, 0] {
+        let good = Options {
+            threads,
+            expect_blob_digest: Some(blob_digest.clone()),
+            expect_diff_id: Some(diff_id.clone()),
+            ..Options::default()
+        };
+        let r = digest_bytes(&blob, &good).unwrap();
+        assert_eq!(r.diff_id, diff_id);
+        let swapped = Options {
+            threads,
+            expect_blob_digest: Some(diff_id.clone()),
+            ..Options::default()
+        };
+        let e = digest_bytes(&blob, &swapped).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
+        let swapped = Options {
+            threads,
+            expect_diff_id: Some(blob_digest.clone()),
+            ..Options::default()
+        };
+        assert_eq!(
+            digest_bytes(&blob, &swapped).unwrap_err().kind(),
+            ErrorKind::DigestMismatch
+        );
+    }
+    // An expected digest of another algorithm than the one computed: a usage error.
+    let other = Options {
+        algorithm: diffid::Algorithm::Sha512,
+        expect_diff_id: Some(diff_id),
+        ..Options::default()
+    };
+    assert_eq!(
+        digest_bytes(&blob, &other).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}

@@ -238,6 +238,7 @@ fn code_of(kind: ErrorKind) -> diffid::ffi::diffid_code {
         ErrorKind::InvalidTar => DIFFID_INVALID_TAR,
         ErrorKind::Misuse => DIFFID_MISUSE,
         ErrorKind::Internal => DIFFID_INTERNAL,
+        ErrorKind::DigestMismatch => DIFFID_DIGEST_MISMATCH,
     }
 }
 
@@ -415,5 +416,59 @@ pub fn ffi_stream(data: &[u8]) {
         // Freeing NULL is a no-op.
         diffid_result_free(std::ptr::null_mut());
         diffid_stream_free(std::ptr::null_mut());
+    }
+}
+
+/// `diffid::image::verify_path` on `data` written to a file as an image archive. Every
+/// report must be self-consistent: an image is verified exactly when nothing failed.
+pub fn image_archive(data: &[u8]) {
+    use diffid::image::{ImageOptions, verify_path};
+    use std::cell::RefCell;
+    thread_local! {
+        static FILE: RefCell<Option<tempfile_path::Path>> = const { RefCell::new(None) };
+    }
+    FILE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let path = slot.get_or_insert_with(tempfile_path::Path::new);
+        std::fs::write(&path.0, data).expect("write the archive");
+        let opts = ImageOptions {
+            digest: diffid::Options {
+                threads: 1,
+                max_size: Some(1 << 24),
+                decoder_memory_limit: 64 << 20,
+                ..diffid::Options::default()
+            },
+            max_json: 1 << 16,
+            ..ImageOptions::default()
+        };
+        if let Ok(reports) = verify_path(&path.0, &opts) {
+            for r in reports {
+                assert_eq!(r.verified(), r.all_problems().next().is_none());
+                for l in &r.layers {
+                    if l.verified() && l.diff_id.is_none() {
+                        // A layer without digests can only be one nothing could be checked for.
+                        assert!(l.size.is_none() || l.blob_digest.is_none());
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A scratch file of this process, removed at exit of the thread.
+mod tempfile_path {
+    pub struct Path(pub std::path::PathBuf);
+    impl Path {
+        pub fn new() -> Self {
+            Path(std::env::temp_dir().join(format!(
+                "diffid-fuzz-image-{}.tar",
+                std::process::id()
+            )))
+        }
+    }
+    impl Drop for Path {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }

@@ -40,6 +40,9 @@ pub enum diffid_code {
     DIFFID_MISUSE = 10,
     /// A bug in this library (a panic was caught). Please report it.
     DIFFID_INTERNAL = 11,
+    /// The blob digest or DiffID differs from the one set with
+    /// `diffid_options_set_expect_blob_digest` / `diffid_options_set_expect_diff_id`.
+    DIFFID_DIGEST_MISMATCH = 12,
 }
 
 /// The digest algorithm of both the blob digest and the DiffID. The numbers are stable.
@@ -84,6 +87,7 @@ const _: () = {
     assert!(C::DIFFID_INVALID_TAR as u32 == ErrorKind::InvalidTar as u32);
     assert!(C::DIFFID_MISUSE as u32 == ErrorKind::Misuse as u32);
     assert!(C::DIFFID_INTERNAL as u32 == ErrorKind::Internal as u32);
+    assert!(C::DIFFID_DIGEST_MISMATCH as u32 == ErrorKind::DigestMismatch as u32);
     assert!(diffid_algorithm::Sha256 as u32 == Algorithm::Sha256 as u32);
     assert!(diffid_algorithm::Sha512 as u32 == Algorithm::Sha512 as u32);
     assert!(diffid_algorithm::Blake3 as u32 == Algorithm::Blake3 as u32);
@@ -96,7 +100,7 @@ const _: () = {
 
 /// Every kind, in code order.
 #[cfg(test)]
-const KINDS: [ErrorKind; 11] = [
+const KINDS: [ErrorKind; 12] = [
     ErrorKind::InvalidArgument,
     ErrorKind::Io,
     ErrorKind::Corrupt,
@@ -108,6 +112,7 @@ const KINDS: [ErrorKind; 11] = [
     ErrorKind::InvalidTar,
     ErrorKind::Misuse,
     ErrorKind::Internal,
+    ErrorKind::DigestMismatch,
 ];
 
 pub(super) fn code_of(kind: ErrorKind) -> diffid_code {
@@ -124,6 +129,7 @@ pub(super) fn code_of(kind: ErrorKind) -> diffid_code {
         ErrorKind::InvalidTar => C::DIFFID_INVALID_TAR,
         ErrorKind::Misuse => C::DIFFID_MISUSE,
         ErrorKind::Internal => C::DIFFID_INTERNAL,
+        ErrorKind::DigestMismatch => C::DIFFID_DIGEST_MISMATCH,
     }
 }
 
@@ -139,7 +145,7 @@ pub(super) fn format_of(format: Format) -> diffid_format {
 
 /// The short, stable, lowercase name of `code`: `"ok"`, `"invalid_argument"`, `"io"`,
 /// `"corrupt"`, `"truncated"`, `"trailing_data"`, `"unsupported"`, `"limit_exceeded"`,
-/// `"cancelled"`, `"invalid_tar"`, `"misuse"`, `"internal"`; NULL for a number that is no
+/// `"cancelled"`, `"invalid_tar"`, `"misuse"`, `"internal"`, `"digest_mismatch"`; NULL for a number that is no
 /// code. The string is static: never free it. Thread-safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn diffid_code_name(code: diffid_code_value) -> *const c_char {
@@ -162,6 +168,7 @@ fn code_name(code: u32) -> Option<&'static CStr> {
         9 => c"invalid_tar",
         10 => c"misuse",
         11 => c"internal",
+        12 => c"digest_mismatch",
         _ => return None,
     })
 }
@@ -190,7 +197,7 @@ mod tests {
         }
         let ok = unsafe { CStr::from_ptr(diffid_code_name(0)) };
         assert_eq!(ok.to_str().unwrap(), "ok");
-        assert!(diffid_code_name(12).is_null());
+        assert!(diffid_code_name(13).is_null());
         assert!(diffid_code_name(u32::MAX).is_null());
     }
 }

@@ -2,7 +2,9 @@
 
 use super::codes::{diffid_algorithm_value, diffid_code};
 use super::guard::guard;
-use crate::{Algorithm, DEFAULT_DECODER_MEMORY_LIMIT, Options};
+use std::ffi::{CStr, c_char};
+
+use crate::{Algorithm, DEFAULT_DECODER_MEMORY_LIMIT, Digest, Options};
 
 /// Options of a digest computation: an opaque, growable set of settings made with
 /// `diffid_options_new`, changed with the `diffid_options_set_*` functions and freed with
@@ -243,4 +245,50 @@ pub(super) unsafe fn options(opts: *const diffid_options) -> Options {
     // SAFETY: a non-NULL `opts` is live and unchanged during the call (this function's
     // contract).
     unsafe { opts.as_ref() }.map_or_else(Options::default, |o| o.opts.clone())
+}
+
+/// Parses the NUL-terminated `digest` (NULL: none) and stores it with `set`.
+fn set_expected(
+    o: *mut diffid_options,
+    digest: *const c_char,
+    set: impl FnOnce(&mut Options, Option<Digest>),
+) -> diffid_code {
+    set_option(o, |opts| {
+        let parsed = if digest.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL `digest` is a NUL-terminated string (the contract).
+            let text = unsafe { CStr::from_ptr(digest) };
+            match text.to_str().ok().and_then(|t| t.parse::<Digest>().ok()) {
+                Some(d) => Some(d),
+                None => return false,
+            }
+        };
+        set(opts, parsed);
+        true
+    })
+}
+
+/// Sets the blob digest the blob must have, as NUL-terminated `algorithm:hex`
+/// (`"sha256:e3b0c4…"`, lowercase hex of the algorithm's length); the string is copied. A
+/// blob with another digest then fails with `DIFFID_DIGEST_MISMATCH` and gives no digests.
+/// NULL clears it. Returns `DIFFID_INVALID_ARGUMENT`, changing nothing, for a string that is
+/// not such a digest or a NULL `o`. Its algorithm must be the options' algorithm when the
+/// options are used, or the digest fails with `DIFFID_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub extern "C" fn diffid_options_set_expect_blob_digest(
+    o: *mut diffid_options,
+    digest: *const c_char,
+) -> diffid_code {
+    set_expected(o, digest, |opts, d| opts.expect_blob_digest = d)
+}
+
+/// Sets the DiffID the blob must have (the image config's `rootfs.diff_ids` entry); like
+/// `diffid_options_set_expect_blob_digest`.
+#[unsafe(no_mangle)]
+pub extern "C" fn diffid_options_set_expect_diff_id(
+    o: *mut diffid_options,
+    digest: *const c_char,
+) -> diffid_code {
+    set_expected(o, digest, |opts, d| opts.expect_diff_id = d)
 }

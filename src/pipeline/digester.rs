@@ -41,6 +41,7 @@ enum Mode {
 impl Digester {
     /// A digester with the given options.
     pub fn new(opts: &Options) -> Result<Self> {
+        opts.validate()?;
         Ok(Digester {
             opts: opts.clone(),
             shared: Arc::new(Shared::default()),

@@ -181,7 +181,7 @@ pub(super) fn report(
             return Err(err);
         }
     }
-    Ok(Report {
+    opts.check_expected(Report {
         format,
         blob_digest,
         blob_size,

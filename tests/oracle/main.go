@@ -5,6 +5,7 @@
 // DiffID is the digest of everything io.Copy reads out of it.
 //
 // Usage: oracle [-algorithm sha256|sha512] FILE...   ("-" reads stdin)
+//        oracle image -out DIR ... LAYER...          (see image.go)
 //
 // One JSON object per line per file; exit status 0 if every file succeeded,
 // 1 if any failed, 2 on a usage error.
@@ -219,6 +220,13 @@ func processFile(name string, alg digest.Algorithm, stdin func() ([]byte, error)
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "image" {
+		if err := imageMain(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "oracle image: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	algName := flag.String("algorithm", "sha256", "digest algorithm: sha256 or sha512")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [-algorithm sha256|sha512] FILE...   (\"-\" is stdin)\n", os.Args[0])

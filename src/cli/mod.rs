@@ -1,0 +1,4 @@
+//! Subcommands of the `diffid` command other than digesting blobs.
+
+#[cfg(feature = "image")]
+pub mod image;
