@@ -204,7 +204,7 @@ deny:
 			[ -x $$deny ]; } || { echo "make deny: could not install cargo-deny"; exit 1; }; \
 	fi; \
 	echo "$$deny check licenses bans sources"; \
-	$$deny --offline check licenses bans sources
+	$(CARGO) fetch --locked -q && $$deny --offline check licenses bans sources
 
 clean:
 	$(CARGO) clean
