@@ -90,6 +90,14 @@ printf '\377' | dd of="$D/corrupt.gz" bs=1 seek=$((size - 8)) conv=notrunc 2>/de
 size=$(wc -c <"$D/layer.tar.xz")
 head -c $((size / 2)) "$D/layer.tar.xz" >"$D/truncated.xz"
 { cat "$D/small.tar.gz"; printf 'garbage after the last member\n'; } >"$D/trailing.gz"
+size=$(wc -c <"$D/layer.tar.zst")
+head -c $((size - 3)) "$D/layer.tar.zst" >"$D/truncated.zst"
+cp "$D/layer.tar.zst" "$D/corrupt.zst"        # the content checksum flipped
+last=$(tail -c 1 "$D/layer.tar.zst" | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %03o $(((last + 1) % 256)))" |
+    dd of="$D/corrupt.zst" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+size=$(wc -c <"$D/layer.tar.bz2")
+head -c $((size - 6)) "$D/layer.tar.bz2" >"$D/truncated.bz2"
 seq 1 1000 | gzip -n >"$D/notar.gz"          # valid gzip, not a tar archive
 xz --x86 --lzma2 -c "$D/small.tar" >"$D/bcj.xz"  # a filter chain containers/image refuses
 xz --lzma2=preset=6,dict=64MiB <"$D/small.tar" >"$D/bigdict.xz"
