@@ -199,9 +199,32 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$TOP/Cargo.toml" | head -n 1)
 prefix=$(mktemp -d)
 check installed-pkg-config installed
 
-# --- The README's C example, compiled as written against the installed library ----------------
+# --- The README's C examples, compiled as written against the installed library ---------------
+# readme_c N: the README's N-th C code block.
+readme_c() {
+    awk -v n="$1" '/^```c$/ {k++; if (k == n) {f = 1; next}} /^```$/ {if (f) exit} f' "$TOP/README.md"
+}
+
+# The first: the decoding reader, decoded stream to stdout, digests to stderr.
+readme_reader_example() {
+    readme_c 1 >"$OUT/readme_reader.c"
+    grep -q diffid_reader_read "$OUT/readme_reader.c" || { echo "no reader example in README.md"; return 1; }
+    export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+    cc -Wall -Werror -o "$OUT/readme_reader" "$OUT/readme_reader.c" \
+        $(pkg-config --cflags --libs diffid) -Wl,-rpath,"$prefix/lib" || return 1
+    "$OUT/readme_reader" "$D/layer.tar.xz" >"$OUT/readme_reader.tar" 2>"$OUT/readme_reader.err" || return 1
+    cmp "$OUT/readme_reader.tar" "$D/layer.tar" || return 1
+    want=$(awk '$1 == "layer.tar.xz" {print $5, $8}' "$D/expected.txt")
+    [ "$(cat "$OUT/readme_reader.err")" = "$want" ] || { echo "want $want"; cat "$OUT/readme_reader.err"; return 1; }
+    # A corrupt trailer: exit 1, the code's name and message, no digest.
+    "$OUT/readme_reader" "$D/corrupt.gz" >/dev/null 2>"$OUT/readme_reader.err" && return 1
+    grep -q '^corrupt: gzip: ' "$OUT/readme_reader.err" || { cat "$OUT/readme_reader.err"; return 1; }
+}
+check readme-c-reader-example readme_reader_example
+
+# The second: the one-call digest.
 readme_example() {
-    awk '/^```c$/ {f = 1; next} /^```$/ {if (f) exit} f' "$TOP/README.md" >"$OUT/readme_example.c"
+    readme_c 2 >"$OUT/readme_example.c"
     [ -s "$OUT/readme_example.c" ] || { echo "no C example in README.md"; return 1; }
     export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
     cc -Wall -Werror -o "$OUT/readme_example" "$OUT/readme_example.c" \
