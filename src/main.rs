@@ -87,6 +87,16 @@ struct Cli {
     /// Print the man page (roff) and exit (make writes it).
     #[arg(long, hide = true, exclusive = true)]
     generate_man: bool,
+
+    /// Write the decompressed stream to stdout (or -o FILE) and the report to stderr; exit
+    /// status 1, and no digest, when the stream is bad (for `| tar -x`, use pipefail).
+    #[arg(short = 'd', long)]
+    decompress: bool,
+
+    /// With -d: write the decompressed stream to FILE instead of stdout (removed again when
+    /// the stream turns out bad).
+    #[arg(short = 'o', long, value_name = "FILE", requires = "decompress")]
+    output: Option<String>,
 }
 
 fn parse_digest(s: &str) -> Result<Digest, String> {
@@ -153,6 +163,16 @@ fn main() -> ExitCode {
     } else {
         cli.files.clone()
     };
+    if cli.decompress {
+        return cli::decompress::run(
+            &files,
+            cli.output.as_deref(),
+            &opts,
+            cli.json,
+            human,
+            json_line,
+        );
+    }
     let mut failed = false;
     let mut stdout = io::stdout().lock();
     for file in &files {

@@ -1,4 +1,5 @@
 //! Subcommands of the `diffid` command other than digesting blobs.
 
+pub mod decompress;
 #[cfg(feature = "image")]
 pub mod image;
