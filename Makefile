@@ -92,8 +92,12 @@ install: build
 		'Cflags: -I$${includedir}' \
 		> $(LIBDIR)/pkgconfig/diffid.pc
 
+# go/dropin is its own module (containers/storage is a test-only dependency there); it builds
+# containers/storage without the btrfs driver's cgo, as Podman is commonly built.
+DROPIN_TAGS := exclude_graphdriver_btrfs
 test-go: build
 	cd go && CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	cd go/dropin && CGO_ENABLED=1 $(GO) test -tags $(DROPIN_TAGS) -race -count=1 ./...
 
 # Criterion benches of each stage and each format (target/criterion, a few minutes), then
 # diffid against the peers on a realistic layer of installed files: target/bench/results.md,
@@ -102,6 +106,7 @@ test-go: build
 bench: build
 	$(CARGO) bench --locked --features cli
 	@scripts/compare.sh
+	cd go/dropin && CGO_ENABLED=1 $(GO) test -tags $(DROPIN_TAGS) -run '^$$' -bench Import -benchtime 3x .
 
 # Long runs beside `make test`: every cargo-fuzz target for FUZZ_SECONDS each, and the bombs
 # at 16 GiB in every format (make test runs them at 4 GiB).
