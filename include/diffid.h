@@ -87,7 +87,8 @@ enum diffid_code
    */
   DIFFID_LIMIT_EXCEEDED = 7,
   /**
-   * The stream was cancelled with `diffid_stream_cancel`.
+   * The computation was cancelled: `diffid_stream_cancel`, `diffid_reader_cancel`, or a
+   * reader freed (or a pipe reader's input given up) before its end.
    */
   DIFFID_CANCELLED = 8,
   /**
@@ -190,6 +191,39 @@ typedef uint32_t diffid_algorithm;
  * `diffid_digest_*` or `diffid_stream_new`) is safe.
  */
 typedef struct diffid_options diffid_options;
+
+/**
+ * A decoding reader: yields the decompressed stream of a layer blob (the tar archive,
+ * exactly what `DEC -dc` writes) while the same pass computes the blob digest, the DiffID,
+ * both sizes and the tar verdict. Made by `diffid_reader_new_fd` (reads a descriptor on an
+ * internal thread) or `diffid_reader_new_pipe` (fed with `diffid_reader_write`); read with
+ * `diffid_reader_read` until it gives `*n == 0` or an error; `diffid_reader_finish` for the
+ * result; `diffid_reader_free`.
+ *
+ * The contract:
+ * - `diffid_reader_read` sets `*n` to 0 only at the end of a fully verified stream: every
+ *   final check passed (gzip CRC32 and ISIZE, the xz index, checks and footer, the zstd
+ *   checksum, the bzip2 CRCs, nothing after the data but what the format allows, the
+ *   maximum size, `require_tar`). A corrupt, truncated or over-limit stream, a failing
+ *   read(2), a cancel give an error code instead, never `*n == 0`, and every later read
+ *   gives the same code.
+ * - Decoded bytes are handed out as they are decoded, before the checks at the end of a
+ *   member, block, frame or stream: a caller may have read the whole decoded stream of a
+ *   blob whose trailer turns out corrupt. Treat what was read as provisional until the
+ *   read that gives `*n == 0`.
+ * - A caller that stops reading stops the pipeline (back-pressure): memory stays within a
+ *   few MiB of chunks plus the decoder's window, however large the stream.
+ * - `diffid_reader_cancel` or `diffid_reader_free` before the end stops every worker
+ *   thread; `diffid_reader_free` joins them all before it returns.
+ * - The result's digests are those `diffid_digest_fd` computes on the same bytes.
+ *
+ * Thread-safety: `diffid_reader_write` and `diffid_reader_close_input` may run on one
+ * thread while `diffid_reader_read` (or `diffid_reader_finish`) runs on another;
+ * `diffid_reader_cancel` may be called from any thread at any time. Two reads (or two
+ * writes) at once are serialized by a lock. `diffid_reader_free` must run once nothing
+ * else runs on the reader. Different readers are independent.
+ */
+typedef struct diffid_reader diffid_reader;
 
 /**
  * The outcome of one digest computation: the digests, sizes, format and tar verdict, or
@@ -378,6 +412,83 @@ diffid_code diffid_stream_cancel(const diffid_stream *s);
  * any other call on the same stream.
  */
 void diffid_stream_free(diffid_stream *s);
+
+/**
+ * Starts a decoding reader over everything that can be read from `fd` (a file, a pipe, a
+ * socket) until end of file, from its current position, with the options `opts` (NULL for
+ * the defaults, copied). The descriptor is read with read(2) on an internal thread, which
+ * blocks while the decoded output is not being read; it is not closed and stays the
+ * caller's, who must keep it open until `diffid_reader_free` returns. Stores the reader in
+ * `*out` (NULL on failure) and returns `DIFFID_OK`; a negative `fd` or a NULL `out` give
+ * `DIFFID_INVALID_ARGUMENT`. Errors of the stream come out of `diffid_reader_read`.
+ * `diffid_reader_free` waits for a read(2) in progress on `fd` to return.
+ */
+diffid_code diffid_reader_new_fd(int fd, const diffid_options *opts, diffid_reader **out);
+
+/**
+ * Starts a decoding reader with no input of its own: feed it the blob with
+ * `diffid_reader_write` and end the input with `diffid_reader_close_input`, from another
+ * thread than the one that reads (a write blocks while the decoded output is not being
+ * read). `opts` may be NULL for the defaults (copied). Stores the reader in `*out` (NULL on
+ * failure); a NULL `out` gives `DIFFID_INVALID_ARGUMENT`. No thread starts before the
+ * first 512 KiB have been written.
+ */
+diffid_code diffid_reader_new_pipe(const diffid_options *opts, diffid_reader **out);
+
+/**
+ * Feeds the next `len` bytes at `data` to a pipe reader (`data` may be NULL when `len` is
+ * 0). The bytes are copied before the call returns. Blocks while the decoded output is not
+ * being read. Returns `DIFFID_OK`, or the stream's first error (`DIFFID_CORRUPT`,
+ * `DIFFID_CANCELLED`, ...; the reader reports it too), `DIFFID_MISUSE` on a reader made by
+ * `diffid_reader_new_fd` or after `diffid_reader_close_input`, `DIFFID_INVALID_ARGUMENT`
+ * when `r` is NULL.
+ */
+diffid_code diffid_reader_write(diffid_reader *r, const uint8_t *data, size_t len);
+
+/**
+ * Ends the input of a pipe reader. Waits until every stage has finished, so it blocks
+ * while the decoded output is not being read; returns `DIFFID_OK` when the stream passed
+ * every check, or its error (which `diffid_reader_read` reports too). `DIFFID_MISUSE` on a
+ * reader made by `diffid_reader_new_fd` or when called twice. A pipe reader freed or
+ * cancelled without it fails with `DIFFID_CANCELLED`, never a clean end.
+ */
+diffid_code diffid_reader_close_input(diffid_reader *r);
+
+/**
+ * Reads up to `cap` decoded bytes into `buf` and stores how many in `*n`. Blocks until
+ * some are decoded. `*n == 0` with `DIFFID_OK` only at the end of a fully verified stream
+ * (see `diffid_reader`); otherwise `*n >= 1`, or an error code (`DIFFID_CORRUPT`,
+ * `DIFFID_TRUNCATED`, `DIFFID_TRAILING_DATA`, `DIFFID_LIMIT_EXCEEDED`, `DIFFID_IO`,
+ * `DIFFID_CANCELLED`, ...) with `*n == 0`, and every later read gives the same code;
+ * `diffid_reader_finish` gives its message. `DIFFID_INVALID_ARGUMENT` when `r`, `buf` or
+ * `n` is NULL or `cap` is 0 (then `*n`, if it can be, is set to 0).
+ */
+diffid_code diffid_reader_read(diffid_reader *r, uint8_t *buf, size_t cap, size_t *n);
+
+/**
+ * The result of the stream, stored in `*out` (free it with `diffid_result_free`); returns
+ * its code. Meant after `diffid_reader_read` gave `*n == 0` or an error: called earlier, it
+ * reads and discards the rest of the decoded stream first (so for a pipe reader the input
+ * must still be written and closed by another thread). May be called again: each call
+ * makes a new result with the same outcome. `DIFFID_INVALID_ARGUMENT` without a result when
+ * `out` is NULL, with one when `r` is NULL.
+ */
+diffid_code diffid_reader_finish(diffid_reader *r, diffid_result **out);
+
+/**
+ * Cancels the stream from any thread at any time, without waiting for a read or write in
+ * progress: the worker threads stop, a blocked `diffid_reader_read` or
+ * `diffid_reader_write` returns `DIFFID_CANCELLED`, and so does every later call (unless the
+ * stream had already ended, then it does nothing). NULL is a no-op.
+ */
+void diffid_reader_cancel(diffid_reader *r);
+
+/**
+ * Frees a reader, read to its end or not: an unfinished stream is cancelled, and every
+ * thread of it (the descriptor's reading thread, the workers) is joined before this
+ * returns. NULL is a no-op. Must not run concurrently with any other call on the reader.
+ */
+void diffid_reader_free(diffid_reader *r);
 
 /**
  * The code of the result: `DIFFID_OK`, or the kind of error it holds.

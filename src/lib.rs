@@ -38,7 +38,10 @@ pub use crate::detect::{DETECT_LEN, Format, detect};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::hash::{Algorithm, Digest};
 pub use crate::options::{DEFAULT_DECODER_MEMORY_LIMIT, Options};
-pub use crate::pipeline::{CancelHandle, Digester, Report};
+pub use crate::pipeline::{
+    CancelHandle, DecodingReader, Digester, PipeWriter, Report, decoding_pipe, decompress_path,
+    decompress_reader,
+};
 pub use crate::tar::{TarError, TarVerdict};
 
 /// The version of this library, as in `Cargo.toml`.

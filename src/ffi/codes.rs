@@ -32,7 +32,8 @@ pub enum diffid_code {
     /// A limit was exceeded: the maximum decoded size, the decoder memory limit, a zstd
     /// window larger than 512 MiB.
     DIFFID_LIMIT_EXCEEDED = 7,
-    /// The stream was cancelled with `diffid_stream_cancel`.
+    /// The computation was cancelled: `diffid_stream_cancel`, `diffid_reader_cancel`, or a
+    /// reader freed (or a pipe reader's input given up) before its end.
     DIFFID_CANCELLED = 8,
     /// The decoded stream is not a valid tar archive and `require_tar` was set.
     DIFFID_INVALID_TAR = 9,

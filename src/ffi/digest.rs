@@ -50,7 +50,7 @@ fn path_of(path: &CStr) -> PathBuf {
 }
 
 /// Reads a file descriptor with read(2), leaving it open: no ownership is taken.
-struct FdReader(c_int);
+pub(super) struct FdReader(pub(super) c_int);
 
 impl Read for FdReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

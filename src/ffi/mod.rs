@@ -38,12 +38,16 @@ mod digest;
 // `diffid_stream`.
 mod stream;
 
+// `diffid_reader`: the decoded stream out.
+mod reader;
+
 // `diffid_result` and its accessors.
 mod result;
 
 pub use codes::*;
 pub use digest::*;
 pub use options::*;
+pub use reader::*;
 pub use result::*;
 pub use stream::*;
 

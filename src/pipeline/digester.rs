@@ -5,8 +5,8 @@ use std::io::{ErrorKind as IoErrorKind, Read};
 use std::sync::Arc;
 
 use super::layout::{Inline, Workers};
-use super::stages::report;
-use super::{CancelHandle, DEPTH, PEEK_MAX, Report, Shared};
+use super::stages::{Tap, report};
+use super::{CancelHandle, Chunk, DEPTH, PEEK_MAX, Report, Shared};
 use crate::budget::{self, Permit};
 use crate::decode::{Helpers, splits};
 use crate::detect::{Format, detect};
@@ -26,6 +26,8 @@ pub struct Digester {
     pool: Pool,
     current: Option<Buf>,
     mode: Mode,
+    /// A decoding reader's tap, handed to the DiffID stage when the stages start.
+    tap: Option<Tap>,
 }
 
 enum Mode {
@@ -47,7 +49,22 @@ impl Digester {
             pool: Pool::new(CHUNK, 2 * DEPTH + 2),
             current: None,
             mode: Mode::Idle,
+            tap: None,
         })
+    }
+
+    /// A digester whose DiffID stage also hands every decoded chunk to `tap` (a decoding
+    /// reader's channel; see [`super::reader`]).
+    pub(super) fn with_tap(opts: &Options, tap: crossbeam_channel::Sender<Chunk>) -> Self {
+        let shared = Arc::new(Shared::default());
+        Digester {
+            opts: opts.clone(),
+            tap: Some(Tap::new(tap, &shared)),
+            shared,
+            pool: Pool::new(CHUNK, 2 * DEPTH + 2),
+            current: None,
+            mode: Mode::Idle,
+        }
     }
 
     /// A handle that cancels this digester from any thread.
@@ -122,6 +139,7 @@ impl Digester {
                     &self.opts,
                     &self.shared,
                     Helpers::none(),
+                    self.tap.take(),
                 )));
             }
             Mode::Idle => return self.peek(vec![buf], false),
@@ -166,9 +184,14 @@ impl Digester {
                 true => Helpers::up_to(&self.opts, Permit::none()),
                 false => Helpers::none(),
             };
-            Mode::Inline(Box::new(Inline::new(&self.opts, &self.shared, helpers)))
+            Mode::Inline(Box::new(Inline::new(
+                &self.opts,
+                &self.shared,
+                helpers,
+                self.tap.take(),
+            )))
         } else {
-            match Workers::start(&self.opts, &self.shared, parallel, tokens) {
+            match Workers::start(&self.opts, &self.shared, parallel, tokens, self.tap.take()) {
                 Ok(workers) => Mode::Threads(workers),
                 Err(e) => {
                     // Later calls see the error, not a misuse.
@@ -229,6 +252,7 @@ impl Digester {
                     &self.opts,
                     &self.shared,
                     Helpers::none(),
+                    self.tap.take(),
                 )));
                 last.map_or(Ok(()), |buf| self.send(buf))
             }

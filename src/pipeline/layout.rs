@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::stages::{DecodeStage, DiffStage, report};
+use super::stages::{DecodeStage, DiffStage, Tap, report};
 use super::{Chunk, DEPTH, Report, Shared};
 use crate::budget::Permit;
 use crate::decode::Helpers;
@@ -36,11 +36,16 @@ pub(super) fn stop_if_failed(shared: &Shared) -> Result<()> {
 impl Inline {
     /// `helpers`: for an input that decodes in parallel, the helper threads its decoder may
     /// take from the budget later (a call that found the budget spent starts inline).
-    pub(super) fn new(opts: &Options, shared: &Arc<Shared>, helpers: Helpers) -> Self {
+    pub(super) fn new(
+        opts: &Options,
+        shared: &Arc<Shared>,
+        helpers: Helpers,
+        tap: Option<Tap>,
+    ) -> Self {
         Inline {
             blob: Hasher::new(opts.algorithm),
             decode: DecodeStage::new(opts, helpers),
-            diff: DiffStage::new(opts),
+            diff: DiffStage::new(opts, tap),
             shared: Arc::clone(shared),
         }
     }
@@ -51,8 +56,7 @@ impl Inline {
         let (diff, shared) = (&mut self.diff, &self.shared);
         self.decode.push(&chunk, &mut |c| {
             stop_if_failed(shared)?;
-            diff.push(c.bytes(), hash);
-            Ok(())
+            diff.push(&c, hash)
         })
     }
 
@@ -61,8 +65,7 @@ impl Inline {
         let (diff, shared) = (&mut self.diff, &self.shared);
         self.decode.finish(&mut |c| {
             stop_if_failed(shared)?;
-            diff.push(c.bytes(), format != Format::None);
-            Ok(())
+            diff.push(&c, format != Format::None)
         })?;
         report(opts, format, self.blob, self.diff)
     }
@@ -94,6 +97,7 @@ impl Workers {
         shared: &Arc<Shared>,
         splits: bool,
         mut tokens: Permit,
+        mut tap: Option<Tap>,
     ) -> Result<Self> {
         let (decode_tx, decode_rx) = bounded::<Chunk>(DEPTH);
         let format = Arc::new(OnceLock::new());
@@ -141,7 +145,7 @@ impl Workers {
             let (shared, format, mut stage) = (
                 Arc::clone(shared),
                 Arc::clone(&format),
-                DiffStage::new(opts),
+                DiffStage::new(opts, tap.take()),
             );
             let handle = std::thread::Builder::new()
                 .name("diffid-diff".into())
@@ -154,7 +158,10 @@ impl Workers {
                         let hash = *hash.get_or_insert_with(|| {
                             format.get().copied().unwrap_or(Format::None) != Format::None
                         });
-                        stage.push(chunk.bytes(), hash);
+                        if let Err(e) = stage.push(&chunk, hash) {
+                            shared.fail(e);
+                            return None;
+                        }
                     }
                     Some(stage)
                 })
@@ -167,7 +174,7 @@ impl Workers {
                 Arc::clone(&format),
                 DecodeStage::new(opts, helpers),
             );
-            let diff = fold.then(|| DiffStage::new(opts));
+            let diff = fold.then(|| DiffStage::new(opts, tap.take()));
             std::thread::Builder::new()
                 .name("diffid-decode".into())
                 .spawn(move || decode_worker(stage, diff, &decode_rx, diff_tx, &format, &shared))
@@ -237,8 +244,7 @@ pub(super) fn decode_worker(
                 return Err(shared.error_or(|| Error::new(ErrorKind::Internal, "stopped")));
             }
             let hash = format.get().copied().unwrap_or(Format::None) != Format::None;
-            diff.push(c.bytes(), hash);
-            Ok(())
+            diff.push(&c, hash)
         }
         (None, None) => unreachable!("decoded chunks go to a thread or to this one"),
     };

@@ -40,10 +40,16 @@ mod layout;
 // The push `Digester` and its modes.
 mod digester;
 
+// The decoding reader: the decoded stream out, a tap on the DiffID stage.
+mod reader;
+
 pub use digester::Digester;
+pub use reader::{DecodingReader, PipeWriter, decoding_pipe, decompress_path, decompress_reader};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::detect::Format;
 use crate::error::{Error, ErrorKind};
@@ -87,10 +93,25 @@ impl Report {
 }
 
 /// State shared by the caller and every worker: the first error, which also means "stop".
-#[derive(Default)]
 struct Shared {
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
+    /// Dropped by the first `fail`: a thread blocked on a channel `select!`s on `stopped` to
+    /// wake up when the computation fails or is cancelled (the decoding reader's tap).
+    stop: Mutex<Option<Sender<()>>>,
+    stopped: Receiver<()>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        let (stop, stopped) = bounded(0);
+        Shared {
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            stop: Mutex::new(Some(stop)),
+            stopped,
+        }
+    }
 }
 
 impl Shared {
@@ -100,6 +121,9 @@ impl Shared {
             *slot = Some(err);
         }
         self.failed.store(true, Ordering::Release);
+        drop(slot);
+        // Wakes every `select!` on `stopped`.
+        self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
     fn failed(&self) -> bool {

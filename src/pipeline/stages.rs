@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::{Chunk, DEPTH, Report};
+use crossbeam_channel::{Sender, select};
+
+use super::{Chunk, DEPTH, Report, Shared};
 use crate::decode::{Decode, Helpers, new_decoder};
 use crate::detect::{Format, detect};
 use crate::error::{Error, ErrorKind, Result};
@@ -31,7 +33,9 @@ impl DecodeStage {
             format: None,
             decoder: None,
             helpers: Some(helpers),
-            pool: Pool::new(CHUNK, DEPTH + 2),
+            // Room for the chunks in flight to a decoding reader's tap too (DEPTH more), so
+            // they come back to the pool instead of being freed and allocated again.
+            pool: Pool::new(CHUNK, 2 * DEPTH + 3),
             out: None,
             produced: 0,
         }
@@ -139,26 +143,70 @@ pub(super) fn account(
     }
 }
 
-/// The DiffID stage: hashes the decoded stream (unless it is the blob itself) and parses it
-/// as tar.
-pub(super) struct DiffStage {
-    hasher: Hasher,
-    tar: TarParser,
+/// The tap of a decoding reader: the DiffID stage's last consumer, a bounded channel of the
+/// decoded chunks (shared, not copied: the reader holds the pool buffer until it has copied
+/// it out, then the buffer goes back to the decoder's pool). A full channel blocks the
+/// DiffID stage, which blocks the decoder, which blocks the input: the back-pressure.
+pub(super) struct Tap {
+    tx: Sender<Chunk>,
+    shared: Arc<Shared>,
 }
 
-impl DiffStage {
-    pub(super) fn new(opts: &Options) -> Self {
-        DiffStage {
-            hasher: Hasher::new(opts.algorithm),
-            tar: TarParser::new(),
+impl Tap {
+    pub(super) fn new(tx: Sender<Chunk>, shared: &Arc<Shared>) -> Self {
+        Tap {
+            tx,
+            shared: Arc::clone(shared),
         }
     }
 
-    pub(super) fn push(&mut self, data: &[u8], hash: bool) {
+    /// Hands `chunk` to the reader, waiting while its channel is full; fails when the
+    /// computation failed or was cancelled meanwhile, or the reader is gone.
+    fn send(&self, chunk: Chunk) -> Result<()> {
+        let stopped = || {
+            self.shared
+                .error_or(|| Error::new(ErrorKind::Cancelled, "stopped"))
+        };
+        if self.shared.failed() {
+            return Err(stopped());
+        }
+        select! {
+            send(self.tx, chunk) -> sent => sent.map_err(|_| {
+                Error::new(ErrorKind::Cancelled, "the decoding reader was dropped")
+            }),
+            recv(self.shared.stopped) -> _ => Err(stopped()),
+        }
+    }
+}
+
+/// The DiffID stage: hashes the decoded stream (unless it is the blob itself) and parses it
+/// as tar, then hands each chunk to a decoding reader's tap when there is one.
+pub(super) struct DiffStage {
+    hasher: Hasher,
+    tar: TarParser,
+    tap: Option<Tap>,
+}
+
+impl DiffStage {
+    pub(super) fn new(opts: &Options, tap: Option<Tap>) -> Self {
+        DiffStage {
+            hasher: Hasher::new(opts.algorithm),
+            tar: TarParser::new(),
+            tap,
+        }
+    }
+
+    /// Fails only when handing the chunk to the tap fails (see [`Tap`]).
+    pub(super) fn push(&mut self, chunk: &Chunk, hash: bool) -> Result<()> {
+        let data = chunk.bytes();
         if hash {
             self.hasher.update(data);
         }
         self.tar.feed(data);
+        match &self.tap {
+            Some(tap) => tap.send(Arc::clone(chunk)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -167,8 +215,10 @@ pub(super) fn report(
     opts: &Options,
     format: Format,
     blob: Hasher,
-    diff: DiffStage,
+    mut diff: DiffStage,
 ) -> Result<Report> {
+    // The reader sees the end of its channel only once the report is made (see `reader`).
+    let tap = diff.tap.take();
     let (blob_digest, blob_size) = blob.finish();
     let (diff_id, diff_size) = if format == Format::None {
         (blob_digest.clone(), blob_size)
@@ -181,6 +231,7 @@ pub(super) fn report(
             return Err(err);
         }
     }
+    drop(tap);
     Ok(Report {
         format,
         blob_digest,
