@@ -71,8 +71,12 @@ func layerTar(t testing.TB) []byte {
 		{tar.Header{Name: "usr/lib/empty", Typeflag: tar.TypeReg, Mode: 0o600}, nil},
 		{tar.Header{Name: "usr/lib/text.link", Typeflag: tar.TypeSymlink, Linkname: "text"}, nil},
 		{tar.Header{Name: "usr/lib/abs.link", Typeflag: tar.TypeSymlink, Linkname: "/usr/lib/random.bin"}, nil},
-		{tar.Header{Name: "usr/lib/text.hard", Typeflag: tar.TypeLink, Linkname: "usr/lib/text"}, nil},
+		// with the mode of its target, as GNU tar writes it: containers/storage chmods the
+		// target to a hard link's mode when the link's name resolves from its working
+		// directory, which it does in the store's chroot and not in a plain untar
+		{tar.Header{Name: "usr/lib/text.hard", Typeflag: tar.TypeLink, Linkname: "usr/lib/text", Mode: 0o644}, nil},
 		{tar.Header{Name: "usr/lib/" + strings.Repeat("a-long-name-", 15), Typeflag: tar.TypeReg, Mode: 0o640}, []byte("long\n")},
+		{tar.Header{Name: "home/", Typeflag: tar.TypeDir, Mode: 0o755}, nil},
 		{tar.Header{Name: "home/user/", Typeflag: tar.TypeDir, Mode: 0o700, Uid: 1000, Gid: 1000}, nil},
 		{tar.Header{Name: "home/user/.profile", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1000, Gid: 1000}, []byte("export X=1\n")},
 		{tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777}, nil},
