@@ -452,40 +452,45 @@ func TestDecompressStreamCloseEarly(t *testing.T) {
 	dsWaitNoThreads(t, "after Close during a blocked Read")
 }
 
-// TestDecompressStreamContext: cancelling the context ends a Read of a stream that never
-// ends, with an error wrapping both ErrCancelled and the context's error; a context done
-// before the first Read fails it too.
+// TestDecompressStreamContext: cancelling the context (from another goroutine, while the
+// consumer reads a stream that never ends) and a deadline end Read with an error wrapping
+// both ErrCancelled and the context's error; a context done before the first Read fails it
+// too.
 func TestDecompressStreamContext(t *testing.T) {
-	for _, cause := range []string{"cancel", "deadline"} {
-		var ctx context.Context
-		var cancel context.CancelFunc
-		if cause == "cancel" {
-			ctx, cancel = context.WithCancel(context.Background())
-			time.AfterFunc(300*time.Millisecond, cancel)
-		} else {
-			ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
-		}
-		rd, err := diffid.DecompressStreamContext(ctx, io.MultiReader(bytes.NewReader(dsGzipHeader()), dsInfiniteDeflate()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		_, n, err := dsDrain(rd, 1<<20)
-		if !errors.Is(err, diffid.ErrCancelled) || !errors.Is(err, ctx.Err()) {
-			t.Errorf("%s: %v after %d bytes, want ErrCancelled wrapping %v", cause, err, n, ctx.Err())
-		}
-		if n == 0 {
-			t.Errorf("%s: nothing decoded before the cancellation", cause)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("%s: took %v", cause, d)
-		}
-		rd.Close()
-		cancel()
-	}
+	never := func() io.Reader { return io.MultiReader(bytes.NewReader(dsGzipHeader()), dsInfiniteDeflate()) }
 	ctx, cancel := context.WithCancel(context.Background())
+	rd, err := diffid.DecompressStreamContext(ctx, never())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rd, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("before the cancellation: %v", err)
+	}
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, _, err = dsDrain(rd, 1<<20)
+	if !errors.Is(err, diffid.ErrCancelled) || !errors.Is(err, context.Canceled) {
+		t.Errorf("cancel: %v, want ErrCancelled wrapping context.Canceled", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("cancel: took %v", d)
+	}
+	rd.Close()
+
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	rd, err = diffid.DecompressStreamContext(ctx, never())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = dsDrain(rd, 1<<20); !errors.Is(err, diffid.ErrCancelled) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadline: %v, want ErrCancelled wrapping context.DeadlineExceeded", err)
+	}
+	rd.Close()
+
+	ctx, cancel = context.WithCancel(context.Background())
 	cancel()
-	rd, err := diffid.DecompressStreamContext(ctx, bytes.NewReader(dsTar(t, 6, 1000)))
+	rd, err = diffid.DecompressStreamContext(ctx, bytes.NewReader(dsTar(t, 6, 1000)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,5 +571,31 @@ func TestDecompressStreamSlowConsumerBomb(t *testing.T) {
 		if grew := peak - base; grew > 64<<10 {
 			t.Errorf("%s: resident memory grew %d KiB while a slow consumer read the bomb", src.name, grew)
 		}
+	}
+}
+
+// TestDecompressStreamFinalizer: a Reader dropped mid-stream without Close (its feeding
+// goroutine blocked in the library, its source never ending) is freed by the finalizer:
+// its worker threads end.
+func TestDecompressStreamFinalizer(t *testing.T) {
+	func() {
+		rd, err := diffid.DecompressStream(io.MultiReader(bytes.NewReader(dsGzipHeader()), dsInfiniteDeflate()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(rd, make([]byte, 4<<20)); err != nil {
+			t.Fatal(err)
+		}
+		if dsThreads(t) == 0 {
+			t.Fatal("no diffid worker thread while the stream is open")
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for dsThreads(t) > 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := dsThreads(t); n > 0 {
+		t.Errorf("%d diffid worker threads left after the forgotten Reader was collected", n)
 	}
 }

@@ -27,9 +27,9 @@ import (
 //     stream CRC, trailing bytes) before it reports the end of the stream, so io.EOF means
 //     the whole blob was verified; the decoded bytes before the error have already been
 //     delivered, so a consumer must treat an error as "discard what was extracted".
-//   - Back-pressure: the library decodes ahead of the consumer only by a bounded number of
-//     chunks (see the repository README); a consumer that stops reading stops the decoders
-//     and, for a non-file source, the goroutine that reads the source.
+//   - Back-pressure: the library decodes ahead of the consumer only by a bounded queue (a
+//     few MiB of chunks, plus the decoder's window); a consumer that stops reading stops
+//     the decoders and, for a non-file source, the goroutine that reads the source.
 //   - Close may be called at any time, also before the end and from another goroutine while
 //     Read is blocked: it cancels the library, joins its threads and frees everything. It
 //     is idempotent. A Reader that is neither read to the end nor closed is freed by a
