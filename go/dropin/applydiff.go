@@ -49,6 +49,12 @@ type Recorded struct {
 // error nothing is recorded; what was extracted before it stays in dest, as with
 // containers/storage, whose caller removes the layer.
 func ApplyDiff(dest string, from io.Reader, opts *archive.TarOptions) (Recorded, error) {
+	return applyDiff(dest, from, opts, nil)
+}
+
+// applyDiff is ApplyDiff; wrap, when not nil, wraps the decoded stream (the benchmark
+// times the reads with it).
+func applyDiff(dest string, from io.Reader, opts *archive.TarOptions, wrap func(io.Reader) io.Reader) (Recorded, error) {
 	rd, err := diffid.DecompressStream(from)
 	if err != nil {
 		return Recorded{}, err
@@ -57,14 +63,18 @@ func ApplyDiff(dest string, from io.Reader, opts *archive.TarOptions) (Recorded,
 	if opts == nil {
 		opts = &archive.TarOptions{}
 	}
-	size, err := archive.ApplyUncompressedLayer(dest, rd, opts)
+	var stream io.Reader = rd
+	if wrap != nil {
+		stream = wrap(rd)
+	}
+	size, err := archive.ApplyUncompressedLayer(dest, stream, opts)
 	if err != nil {
 		return Recorded{}, err
 	}
 	// The tar reader stops at the end-of-archive marker; the DiffID covers the whole
 	// stream (containers/storage's tar-split reads the rest too), and Result needs io.EOF,
 	// which comes only after the library has verified every check of the blob.
-	if _, err := io.Copy(io.Discard, rd); err != nil {
+	if _, err := io.Copy(io.Discard, stream); err != nil {
 		return Recorded{}, err
 	}
 	res, err := rd.Result()
