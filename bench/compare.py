@@ -187,6 +187,11 @@ def commands(d, diffid, gopath, naive):
         q = shlex.quote(path)
         out.append((key, "diffid", [diffid, "-q", "--json", path], "diffid"))
         out.append((key, "diffid -j1", [diffid, "-q", "--json", "-j1", path], "diffid-j1"))
+        if key != "tar":
+            # The decoded stream out (issue 8), discarded like the decoder's; the report (JSON,
+            # on stderr) goes to the pipe so the digests are checked.
+            out.append((key, "diffid -d", bash(f"{diffid} -d -q --json {q} 2>&1 >/dev/null"),
+                        "diffid-d"))
         out.append((key, "Go (containers/image)", [gopath, path], "go"))
         out.append((key, "naive Rust", [naive, path], "naive"))
         dec = PIPELINE_DECODER[key]
@@ -352,6 +357,7 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
             return min(xs, key=lambda v: v["wall"]) if xs else None
 
         dif, j1, go, naive = best("diffid"), best("diffid-j1"), best("go"), best("naive")
+        dd = best("diffid-d")
         pipe, dec = best("pipeline"), best("decoder")
         others = [(lab, v) for (k, lab), v in r.items() if v["role"] == "other"]
         size = os.path.getsize(os.path.join(d, name))
@@ -372,11 +378,13 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
             "mbps": {"diffid": mbps(dif), "diffid -j1": mbps(j1), "decoder alone": mbps(dec),
                      "shell pipeline": mbps(pipe), "naive Rust": mbps(naive),
                      "Go (containers/image)": mbps(go)},
-            "_best": (dif, j1, go, pipe, dec, naive, others),
+            "_best": (dif, j1, go, pipe, dec, naive, others, dd),
         })
 
     m = mach
     out = []
+    # Rows that timed the digest-only diffid (all of them, unless BENCH_ROWS narrowed the run).
+    main_rows = [row for row in rows if row["_best"][0]]
     out.append(f"## diffid vs. the peers ({started})\n")
     out.append(f"Machine: {m['cpu']}, {m['nproc']} cores ({m['l2_l3']}), {m['memory']} RAM, "
                f"SHA-NI: {'yes' if m['sha_ni'] else 'no'}, flags: {' '.join(m['cpu_flags'])}; "
@@ -389,8 +397,8 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
     out.append("| input (compressed MB) | diffid | diffid -j1 | Go (containers/image) | "
                "shell pipeline | decoder alone | other decoders alone | naive Rust |")
     out.append("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        dif, j1, go, pipe, dec, naive, others = row["_best"]
+    for row in main_rows:
+        dif, j1, go, pipe, dec, naive, others, _ = row["_best"]
         t = lambda v: fmt_s(v and v["wall"]) + once(v)
         oth = "; ".join(f"{t(v)} `{lab}`" for lab, v in others) or "—"
         dec_s = f"{t(dec)} `{row['reference_decoder']}`" if dec else "—"
@@ -402,7 +410,7 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
                "scaling -j1 → -j" + str(m["nproc"]) + " (target) | diffid MB/s | "
                "CPU s: diffid / -j1 / decoder | peak RSS diffid / -j1 |")
     out.append("|---|---|---|---|---|---|---|")
-    for row in rows:
+    for row in main_rows:
         t = row["targets"]
         dif = row["_best"][0]
 
@@ -424,6 +432,32 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
                    f"{row['mbps']['diffid']:.0f} | {cpus} | "
                    f"{rss:.0f} / {rss1:.0f} MiB |")
     out.append("")
+    drows = [row for row in rows if row["_best"][7]]
+    if drows:
+        out.append("The decoded stream out: `diffid -d FILE > /dev/null` (decodes, writes the "
+                   "stream, computes both digests and the tar verdict) against the decoder "
+                   "alone, `DECODER FILE > /dev/null`, timed side by side.\n")
+        out.append("| input | diffid -d | decoder alone | diffid -d / decoder (target) | "
+                   "diffid -d / diffid | CPU s: diffid -d / decoder | peak RSS diffid -d |")
+        out.append("|---|---|---|---|---|---|---|")
+        for row in drows:
+            dif, dec, dd = row["_best"][0], row["_best"][4], row["_best"][7]
+            t = row["targets"]
+            ratio = dd["wall"] / dec["wall"] if dec else None
+            cell = "—" if ratio is None else f"{ratio:.2f}x"
+            if ratio is not None and "vs_dec" in t:
+                cell += f" (≤ {t['vs_dec']:.2f}x) **{verdict(ratio, t['vs_dec'], True)}**"
+            vs_digest = f"{dd['wall'] / dif['wall']:.2f}x" if dif else "—"
+            dec_s = f"{fmt_s(dec['wall'])} `{row['reference_decoder']}`" if dec else "—"
+            cpus = " / ".join(fmt_s(v and v["cpu"]) for v in (dd, dec))
+            out.append(f"| {row['label']} | **{fmt_s(dd['wall'])}**{once(dd)} | {dec_s} | {cell} | "
+                       f"{vs_digest} | {cpus} | {dd['rss_max_kib'] / 1024:.0f} MiB |")
+        out.append("")
+    if mem4g.get("slow"):
+        v = mem4g.pop("slow")
+        out.append(f"Peak RSS of `diffid -d` on a {v['diff_size'] / 2**30:.0f} GiB zstd bomb "
+                   f"piped into a consumer reading at most {v['rate_mib']} MiB/s: "
+                   f"{v['rss_kib'] / 1024:.0f} MiB ({v['secs']:.0f} s, every byte received).\n")
     if mem4g:
         out.append("Peak RSS of `diffid -` on a stream of more than 4 GiB decoded (the layer's "
                    "tar over and over, piped in): " + "; ".join(
@@ -459,6 +493,16 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
 def check_digests(results, d):
     """The DiffIDs from diffid, the Go path and the naive baseline agree on every file."""
     problems = []
+    info = os.path.join(d, "layer.info")
+    want = json.load(open(info)).get("layer_diffid") if os.path.exists(info) else None
+    for (k, lab), v in results.items():
+        if v["role"] == "diffid-d":
+            try:
+                got = json.loads(v["first_out"])["diff_id"]
+            except Exception:
+                got = "?"
+            if got != want:
+                problems.append(f"{k}: diffid -d reported {got}, the layer is {want}")
     for key, name, *_ in FORMATS:
         seen = {}
         for (k, lab), v in results.items():
@@ -506,9 +550,55 @@ def mem_4gib(d, diffid):
     return res
 
 
+def mem_decompress_slow(d, diffid, rate_mib=200):
+    """Peak RSS of `diffid -d` on a 4 GiB zstd bomb (zeros) piped into a consumer that reads
+    at most `rate_mib` MiB/s: back-pressure must keep it flat. GNU time wraps diffid alone."""
+    bomb = os.path.join(d, "bomb-4gib.zst")
+    if not os.path.exists(bomb):
+        piece = subprocess.run(["zstd", "-1", "-q", "-c"], input=bytes(64 << 20),
+                               capture_output=True, check=True).stdout
+        with open(bomb + ".tmp", "wb") as f:
+            for _ in range(64):
+                f.write(piece)
+        os.rename(bomb + ".tmp", bomb)
+    if not os.access(GNU_TIME, os.X_OK):
+        return {}
+    consumer = ("import sys, time\n"
+                "f, n, t = sys.stdin.buffer, 0, time.monotonic()\n"
+                "while True:\n"
+                "    b = f.read(1 << 20)\n"
+                "    if not b: break\n"
+                "    n += len(b)\n"
+                f"    time.sleep(max(0.0, t + n / ({rate_mib} * 2**20) - time.monotonic()))\n"
+                "print(n)\n")
+    rfd, wfd = os.pipe()
+    os.set_inheritable(wfd, True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        bash(f"{GNU_TIME} -f %M -o /dev/fd/{wfd} {shlex.quote(diffid)} -d -q {shlex.quote(bomb)} "
+             f"2>/dev/null | python3 -c {shlex.quote(consumer)}"),
+        stdout=subprocess.PIPE, pass_fds=(wfd,))
+    out = proc.communicate()[0].decode().split()
+    secs = time.perf_counter() - t0
+    os.close(wfd)
+    rss = os.read(rfd, 4096).decode().split()
+    os.close(rfd)
+    size = int(out[-1]) if out else 0
+    if proc.returncode != 0 or size != 4 << 30:
+        print(f"compare: diffid -d on the bomb failed (exit {proc.returncode}, {size} bytes)",
+              file=sys.stderr)
+        sys.exit(1)
+    return {"rss_kib": int(rss[-1]) if rss else 0, "diff_size": size, "rate_mib": rate_mib,
+            "secs": secs}
+
+
 def run(d, diffid, gopath, naive, rounds, only, skip_mem, slow):
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     cmds = [c for c in commands(d, diffid, gopath, naive) if not only or c[0] in only]
+    rows_only = os.environ.get("BENCH_ROWS", "")
+    if rows_only == "decompress":
+        # Only `diffid -d` and the decoder it is compared with.
+        cmds = [c for c in cmds if c[3] in ("diffid-d", "decoder") and c[0] != "tar"]
     mach = machine(diffid)
     info = os.path.join(d, "layer.info")
     if os.path.exists(info):
@@ -546,7 +636,9 @@ def run(d, diffid, gopath, naive, rounds, only, skip_mem, slow):
         print("compare: the tools disagree on the digests:\n  " + "\n  ".join(problems),
               file=sys.stderr)
         sys.exit(1)
-    mem = {} if skip_mem else mem_4gib(d, diffid)
+    mem = {} if skip_mem or rows_only == "decompress" else mem_4gib(d, diffid)
+    if not skip_mem and rows_only in ("", "decompress"):
+        mem["slow"] = mem_decompress_slow(d, diffid)
     load_after = loadavg()
     text = report(d, results, mach, rounds, started, load_before, load_after, mem, slow)
     print(text)

@@ -90,6 +90,14 @@ printf '\377' | dd of="$D/corrupt.gz" bs=1 seek=$((size - 8)) conv=notrunc 2>/de
 size=$(wc -c <"$D/layer.tar.xz")
 head -c $((size / 2)) "$D/layer.tar.xz" >"$D/truncated.xz"
 { cat "$D/small.tar.gz"; printf 'garbage after the last member\n'; } >"$D/trailing.gz"
+size=$(wc -c <"$D/layer.tar.zst")
+head -c $((size - 3)) "$D/layer.tar.zst" >"$D/truncated.zst"
+cp "$D/layer.tar.zst" "$D/corrupt.zst"        # the content checksum flipped
+last=$(tail -c 1 "$D/layer.tar.zst" | od -An -tu1 | tr -d ' ')
+printf "\\$(printf %03o $(((last + 1) % 256)))" |
+    dd of="$D/corrupt.zst" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
+size=$(wc -c <"$D/layer.tar.bz2")
+head -c $((size - 6)) "$D/layer.tar.bz2" >"$D/truncated.bz2"
 seq 1 1000 | gzip -n >"$D/notar.gz"          # valid gzip, not a tar archive
 xz --x86 --lzma2 -c "$D/small.tar" >"$D/bcj.xz"  # a filter chain containers/image refuses
 xz --lzma2=preset=6,dict=64MiB <"$D/small.tar" >"$D/bigdict.xz"
@@ -191,9 +199,32 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$TOP/Cargo.toml" | head -n 1)
 prefix=$(mktemp -d)
 check installed-pkg-config installed
 
-# --- The README's C example, compiled as written against the installed library ----------------
+# --- The README's C examples, compiled as written against the installed library ---------------
+# readme_c N: the README's N-th C code block.
+readme_c() {
+    awk -v n="$1" '/^```c$/ {k++; if (k == n) {f = 1; next}} /^```$/ {if (f) exit} f' "$TOP/README.md"
+}
+
+# The first: the decoding reader, decoded stream to stdout, digests to stderr.
+readme_reader_example() {
+    readme_c 1 >"$OUT/readme_reader.c"
+    grep -q diffid_reader_read "$OUT/readme_reader.c" || { echo "no reader example in README.md"; return 1; }
+    export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+    cc -Wall -Werror -o "$OUT/readme_reader" "$OUT/readme_reader.c" \
+        $(pkg-config --cflags --libs diffid) -Wl,-rpath,"$prefix/lib" || return 1
+    "$OUT/readme_reader" "$D/layer.tar.xz" >"$OUT/readme_reader.tar" 2>"$OUT/readme_reader.err" || return 1
+    cmp "$OUT/readme_reader.tar" "$D/layer.tar" || return 1
+    want=$(awk '$1 == "layer.tar.xz" {print $5, $8}' "$D/expected.txt")
+    [ "$(cat "$OUT/readme_reader.err")" = "$want" ] || { echo "want $want"; cat "$OUT/readme_reader.err"; return 1; }
+    # A corrupt trailer: exit 1, the code's name and message, no digest.
+    "$OUT/readme_reader" "$D/corrupt.gz" >/dev/null 2>"$OUT/readme_reader.err" && return 1
+    grep -q '^corrupt: gzip: ' "$OUT/readme_reader.err" || { cat "$OUT/readme_reader.err"; return 1; }
+}
+check readme-c-reader-example readme_reader_example
+
+# The second: the one-call digest.
 readme_example() {
-    awk '/^```c$/ {f = 1; next} /^```$/ {if (f) exit} f' "$TOP/README.md" >"$OUT/readme_example.c"
+    readme_c 2 >"$OUT/readme_example.c"
     [ -s "$OUT/readme_example.c" ] || { echo "no C example in README.md"; return 1; }
     export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
     cc -Wall -Werror -o "$OUT/readme_example" "$OUT/readme_example.c" \

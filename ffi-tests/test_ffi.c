@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -869,6 +870,403 @@ static void test_concurrent_digests(void) {
     diffid_options_free(o);
 }
 
+
+/* ---- The decoding reader ----------------------------------------------------------------- */
+
+#include <dirent.h>
+
+/* Threads of this process named diffid-* (the reader's feeder, the workers, the decoders'
+ * helpers), waiting up to 10 s for them to be gone: a joined thread may still be listed for
+ * a moment. Returns how many are left. */
+static int diffid_threads_left(void) {
+    for (int tries = 0;; tries++) {
+        int n = 0;
+        DIR *d = opendir("/proc/self/task");
+        if (!d)
+            return -1;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char path[300], name[64] = "";
+            snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f)
+                continue;
+            if (fgets(name, sizeof name, f) && strncmp(name, "diffid-", 7) == 0)
+                n++;
+            fclose(f);
+        }
+        closedir(d);
+        if (n == 0 || tries >= 500)
+            return n;
+        sleep_ms(20);
+    }
+}
+
+/* The uncompressed tar of a layer: layer.tar, small.tar, or the empty file. */
+static uint8_t *decoded_of(const layer *l, size_t *len) {
+    const char *tar = strncmp(l->name, "layer.", 6) == 0   ? "layer.tar"
+                      : strncmp(l->name, "small.", 6) == 0 ? "small.tar"
+                                                           : "empty";
+    return read_all(data_path(tar), len);
+}
+
+/* Reads `r` to its end in reads of `cap` bytes into a growing buffer; returns the code that
+ * ended it (DIFFID_OK: *n == 0 was seen). */
+static diffid_code read_to_end(diffid_reader *r, size_t cap, uint8_t **out, size_t *len) {
+    size_t size = 1 << 20;
+    *out = malloc(size);
+    *len = 0;
+    uint8_t *buf = malloc(cap);
+    diffid_code c;
+    for (;;) {
+        size_t n = 12345;
+        c = diffid_reader_read(r, buf, cap, &n);
+        if (c != DIFFID_OK) {
+            CHECK(n == 0);
+            break;
+        }
+        if (n == 0)
+            break;
+        CHECK(n <= cap);
+        if (*len + n > size) {
+            size *= 2;
+            *out = realloc(*out, size);
+        }
+        memcpy(*out + *len, buf, n);
+        *len += n;
+    }
+    free(buf);
+    return c;
+}
+
+static void test_reader_fd(void) {
+    const size_t caps[] = {1, 4096, 100003, 1 << 20};
+    for (int i = 0; i < n_layers; i++) {
+        const layer *l = &layers[i];
+        if (skipped(l))
+            continue;
+        size_t want_len;
+        uint8_t *want = decoded_of(l, &want_len);
+        int fd = open(l->path, O_RDONLY);
+        CHECK(fd >= 0);
+        diffid_reader *r = NULL;
+        CHECK_CODE(diffid_reader_new_fd(fd, NULL, &r), DIFFID_OK);
+        uint8_t *got;
+        size_t got_len;
+        /* One-byte reads only on the small inputs. */
+        size_t cap = caps[(size_t)i % 4];
+        if (cap == 1 && l->diff_size > 100000)
+            cap = 7;
+        CHECK_CODE(read_to_end(r, cap, &got, &got_len), DIFFID_OK);
+        CHECK(got_len == want_len && memcmp(got, want, want_len) == 0);
+        diffid_result *res = NULL;
+        CHECK_CODE(diffid_reader_finish(r, &res), DIFFID_OK);
+        check_ok(res, l, DIFFID_ALGORITHM_SHA256);
+        diffid_result_free(res);
+        /* The end stays the end; finish again gives the same result. */
+        uint8_t b;
+        size_t n = 9;
+        CHECK_CODE(diffid_reader_read(r, &b, 1, &n), DIFFID_OK);
+        CHECK(n == 0);
+        CHECK_CODE(diffid_reader_finish(r, &res), DIFFID_OK);
+        check_ok(res, l, DIFFID_ALGORITHM_SHA256);
+        diffid_result_free(res);
+        diffid_reader_free(r);
+        /* Read to its end, and still open. */
+        CHECK(fcntl(fd, F_GETFD) != -1);
+        CHECK(lseek(fd, 0, SEEK_CUR) == (off_t)l->blob_size);
+        close(fd);
+        free(got);
+        free(want);
+    }
+    CHECK(diffid_threads_left() == 0);
+}
+
+/* A bad stream read to its end: an error code, never *n == 0 with DIFFID_OK. */
+static void test_reader_bad_streams(void) {
+    struct {
+        const char *file;
+        diffid_code want;
+    } bad[] = {{"corrupt.gz", DIFFID_CORRUPT},
+               {"truncated.xz", DIFFID_TRUNCATED},
+               {"trailing.gz", DIFFID_TRAILING_DATA},
+               {"truncated.zst", DIFFID_TRUNCATED},
+               {"corrupt.zst", DIFFID_CORRUPT},
+               {"truncated.bz2", DIFFID_TRUNCATED}};
+    for (uint32_t threads = 0; threads < (quick ? 1u : 2u); threads++) {
+        diffid_options *o = options_with(DIFFID_ALGORITHM_SHA256, threads ? 1 : 0);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            int fd = open(data_path(bad[i].file), O_RDONLY);
+            CHECK(fd >= 0);
+            diffid_reader *r = NULL;
+            CHECK_CODE(diffid_reader_new_fd(fd, o, &r), DIFFID_OK);
+            uint8_t *got;
+            size_t got_len;
+            CHECK_CODE(read_to_end(r, 65536, &got, &got_len), bad[i].want);
+            uint8_t b;
+            size_t n = 9;
+            CHECK_CODE(diffid_reader_read(r, &b, 1, &n), bad[i].want);
+            CHECK(n == 0);
+            diffid_result *res = NULL;
+            CHECK_CODE(diffid_reader_finish(r, &res), bad[i].want);
+            check_err(res, bad[i].want);
+            diffid_result_free(res);
+            diffid_reader_free(r);
+            close(fd);
+            free(got);
+        }
+        diffid_options_free(o);
+    }
+    /* Over the size limit. */
+    diffid_options *o = NULL;
+    CHECK_CODE(diffid_options_new(&o), DIFFID_OK);
+    CHECK_CODE(diffid_options_set_max_size(o, 1000000), DIFFID_OK);
+    int fd = open(input("layer.tar.zst")->path, O_RDONLY);
+    diffid_reader *r = NULL;
+    CHECK_CODE(diffid_reader_new_fd(fd, o, &r), DIFFID_OK);
+    diffid_options_free(o);
+    uint8_t *got;
+    size_t got_len;
+    CHECK_CODE(read_to_end(r, 65536, &got, &got_len), DIFFID_LIMIT_EXCEEDED);
+    CHECK(got_len <= 1000000);
+    diffid_reader_free(r);
+    close(fd);
+    free(got);
+    CHECK(diffid_threads_left() == 0);
+}
+
+struct reader_feed {
+    diffid_reader *r;
+    const uint8_t *data;
+    size_t len, piece;
+    diffid_code write, close;
+    int close_input;
+};
+
+/* Writes the blob into a pipe reader in pieces, then ends the input. */
+static void *feed_reader(void *arg) {
+    struct reader_feed *f = arg;
+    f->write = DIFFID_OK;
+    for (size_t off = 0; off < f->len && f->write == DIFFID_OK; off += f->piece) {
+        size_t n = f->len - off < f->piece ? f->len - off : f->piece;
+        f->write = diffid_reader_write(f->r, f->data + off, n);
+    }
+    if (f->close_input)
+        f->close = diffid_reader_close_input(f->r);
+    return NULL;
+}
+
+/* Duplex: one thread writes the blob, this one reads the decoded stream. */
+static void test_reader_pipe_duplex(void) {
+    const char *names[] = {"layer.tar.gz", "small.tar.zst", "layer.tar.xz", "layer.tar.bz2",
+                           "layer.tar.zst", "empty"};
+    for (unsigned i = 0; i < (quick ? 2u : 6u); i++) {
+        const layer *l = input(names[i]);
+        size_t len, want_len;
+        uint8_t *data = read_all(l->path, &len);
+        uint8_t *want = decoded_of(l, &want_len);
+        diffid_reader *r = NULL;
+        CHECK_CODE(diffid_reader_new_pipe(NULL, &r), DIFFID_OK);
+        struct reader_feed f = {r, data, len, 3001 + 70000 * i, DIFFID_OK, DIFFID_OK, 1};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, feed_reader, &f) == 0);
+        uint8_t *got;
+        size_t got_len;
+        CHECK_CODE(read_to_end(r, 50000, &got, &got_len), DIFFID_OK);
+        pthread_join(t, NULL);
+        CHECK_CODE(f.write, DIFFID_OK);
+        CHECK_CODE(f.close, DIFFID_OK);
+        CHECK(got_len == want_len && memcmp(got, want, want_len) == 0);
+        diffid_result *res = NULL;
+        CHECK_CODE(diffid_reader_finish(r, &res), DIFFID_OK);
+        check_ok(res, l, DIFFID_ALGORITHM_SHA256);
+        diffid_result_free(res);
+        /* The input is closed. */
+        CHECK_CODE(diffid_reader_write(r, data, 1), DIFFID_MISUSE);
+        CHECK_CODE(diffid_reader_close_input(r), DIFFID_MISUSE);
+        diffid_reader_free(r);
+        free(got);
+        free(want);
+        free(data);
+    }
+    /* A corrupt blob through the pipe: both ends see the error. */
+    size_t len;
+    uint8_t *data = read_all(data_path("corrupt.gz"), &len);
+    diffid_reader *r = NULL;
+    CHECK_CODE(diffid_reader_new_pipe(NULL, &r), DIFFID_OK);
+    struct reader_feed f = {r, data, len, 65536, DIFFID_OK, DIFFID_OK, 1};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, feed_reader, &f) == 0);
+    uint8_t *got;
+    size_t got_len;
+    CHECK_CODE(read_to_end(r, 65536, &got, &got_len), DIFFID_CORRUPT);
+    pthread_join(t, NULL);
+    CHECK(f.write == DIFFID_CORRUPT || f.close == DIFFID_CORRUPT);
+    diffid_reader_free(r);
+    free(got);
+    free(data);
+    /* Input given up without close_input: never a clean end. */
+    CHECK_CODE(diffid_reader_new_pipe(NULL, &r), DIFFID_OK);
+    static const uint8_t partial[100] = {0x1f, 0x8b, 8};
+    CHECK_CODE(diffid_reader_write(r, partial, sizeof partial), DIFFID_OK);
+    diffid_reader_cancel(r);
+    uint8_t b;
+    size_t n = 9;
+    CHECK_CODE(diffid_reader_read(r, &b, 1, &n), DIFFID_CANCELLED);
+    CHECK(n == 0);
+    diffid_reader_free(r);
+    CHECK(diffid_threads_left() == 0);
+}
+
+/* Freed early: never read, read a little, and a pipe whose writer is blocked. */
+static void test_reader_early_free(void) {
+    const char *names[] = {"layer.tar.gz", "layer.tar.xz", "layer.tar.zst", "layer.tar.bz2",
+                           "layer.tar"};
+    for (unsigned i = 0; i < (quick ? 1u : 5u); i++) {
+        const layer *l = input(names[i]);
+        int fd = open(l->path, O_RDONLY);
+        diffid_reader *r = NULL;
+        CHECK_CODE(diffid_reader_new_fd(fd, NULL, &r), DIFFID_OK);
+        diffid_reader_free(r); /* never read */
+        CHECK(lseek(fd, 0, SEEK_SET) == 0);
+        CHECK_CODE(diffid_reader_new_fd(fd, NULL, &r), DIFFID_OK);
+        uint8_t buf[1000];
+        size_t n = 0;
+        CHECK_CODE(diffid_reader_read(r, buf, sizeof buf, &n), DIFFID_OK);
+        CHECK(n > 0);
+        sleep_ms(50); /* let the feeder fill the channels and block */
+        diffid_reader_free(r);
+        close(fd);
+        CHECK(diffid_threads_left() == 0);
+    }
+    /* A pipe reader whose writer blocks (nobody reads): cancel, join the writer, free. */
+    const layer *l = input("layer.tar");
+    size_t len;
+    uint8_t *data = read_all(l->path, &len);
+    diffid_reader *r = NULL;
+    CHECK_CODE(diffid_reader_new_pipe(NULL, &r), DIFFID_OK);
+    struct reader_feed f = {r, data, len, 1 << 20, DIFFID_OK, DIFFID_OK, 1};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, feed_reader, &f) == 0);
+    sleep_ms(100);
+    diffid_reader_cancel(r);
+    pthread_join(t, NULL);
+    CHECK(f.write == DIFFID_CANCELLED || f.close == DIFFID_CANCELLED);
+    diffid_reader_free(r);
+    free(data);
+    diffid_reader_free(NULL);
+    CHECK(diffid_threads_left() == 0);
+}
+
+struct blocked_read {
+    diffid_reader *r;
+    atomic_int started;
+    diffid_code code;
+    size_t total;
+};
+
+static void *read_until_error(void *arg) {
+    struct blocked_read *b = arg;
+    uint8_t buf[4096];
+    for (;;) {
+        size_t n = 0;
+        atomic_store(&b->started, 1);
+        b->code = diffid_reader_read(b->r, buf, sizeof buf, &n);
+        if (b->code != DIFFID_OK || n == 0)
+            return NULL;
+        b->total += n;
+    }
+}
+
+/* Cancel from another thread while a read is blocked or running. */
+static void test_reader_cancel_mid_read(void) {
+    /* A pipe reader nobody writes to: the read blocks until the cancel. */
+    diffid_reader *r = NULL;
+    CHECK_CODE(diffid_reader_new_pipe(NULL, &r), DIFFID_OK);
+    struct blocked_read b = {r, 0, DIFFID_OK, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, read_until_error, &b) == 0);
+    while (!atomic_load(&b.started))
+        sleep_ms(1);
+    sleep_ms(50);
+    diffid_reader_cancel(r);
+    pthread_join(t, NULL);
+    CHECK_CODE(b.code, DIFFID_CANCELLED);
+    static const uint8_t x = 0;
+    CHECK_CODE(diffid_reader_write(r, &x, 1), DIFFID_CANCELLED);
+    diffid_result *res = NULL;
+    CHECK_CODE(diffid_reader_finish(r, &res), DIFFID_CANCELLED);
+    check_err(res, DIFFID_CANCELLED);
+    diffid_result_free(res);
+    diffid_reader_free(r);
+
+    /* An fd reader over a pipe fed slowly, cancelled mid-stream; the read thread sees it. */
+    const layer *l = input("layer.tar.gz");
+    size_t len;
+    uint8_t *data = read_all(l->path, &len);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    struct pipe_feed feed = {fds[1], data, len};
+    pthread_t w;
+    CHECK(pthread_create(&w, NULL, feed_pipe, &feed) == 0);
+    CHECK_CODE(diffid_reader_new_fd(fds[0], NULL, &r), DIFFID_OK);
+    struct blocked_read b2 = {r, 0, DIFFID_OK, 0};
+    CHECK(pthread_create(&t, NULL, read_until_error, &b2) == 0);
+    while (!atomic_load(&b2.started))
+        sleep_ms(1);
+    sleep_ms(5);
+    diffid_reader_cancel(r);
+    pthread_join(t, NULL);
+    /* Either the cancel came first, or the whole stream was already read and verified. */
+    CHECK(b2.code == DIFFID_CANCELLED || (b2.code == DIFFID_OK && b2.total == l->diff_size));
+    /* Free joins the reader's feeder thread; then the pipe's writer gets EPIPE, not SIGPIPE. */
+    diffid_reader_free(r);
+    void (*previous)(int) = signal(SIGPIPE, SIG_IGN);
+    close(fds[0]);
+    pthread_join(w, NULL);
+    signal(SIGPIPE, previous);
+    free(data);
+    CHECK(diffid_threads_left() == 0);
+}
+
+static void test_reader_arguments(void) {
+    diffid_reader *r = (diffid_reader *)1;
+    CHECK_CODE(diffid_reader_new_fd(-1, NULL, &r), DIFFID_INVALID_ARGUMENT);
+    CHECK(r == NULL);
+    CHECK_CODE(diffid_reader_new_fd(0, NULL, NULL), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_reader_new_pipe(NULL, NULL), DIFFID_INVALID_ARGUMENT);
+    uint8_t buf[16];
+    size_t n = 5;
+    CHECK_CODE(diffid_reader_read(NULL, buf, sizeof buf, &n), DIFFID_INVALID_ARGUMENT);
+    CHECK(n == 0);
+    CHECK_CODE(diffid_reader_write(NULL, buf, 1), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_reader_close_input(NULL), DIFFID_INVALID_ARGUMENT);
+    diffid_result *res = NULL;
+    CHECK_CODE(diffid_reader_finish(NULL, &res), DIFFID_INVALID_ARGUMENT);
+    check_err(res, DIFFID_INVALID_ARGUMENT);
+    diffid_result_free(res);
+    diffid_reader_cancel(NULL);
+    diffid_reader_free(NULL);
+
+    int fd = open(input("small.tar.gz")->path, O_RDONLY);
+    CHECK_CODE(diffid_reader_new_fd(fd, NULL, &r), DIFFID_OK);
+    CHECK_CODE(diffid_reader_read(r, NULL, 10, &n), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_reader_read(r, buf, 0, &n), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_reader_read(r, buf, sizeof buf, NULL), DIFFID_INVALID_ARGUMENT);
+    CHECK_CODE(diffid_reader_finish(r, NULL), DIFFID_INVALID_ARGUMENT);
+    /* An fd reader takes no writes. */
+    CHECK_CODE(diffid_reader_write(r, buf, 1), DIFFID_MISUSE);
+    CHECK_CODE(diffid_reader_close_input(r), DIFFID_MISUSE);
+    /* Finish before the end drains the rest. */
+    CHECK_CODE(diffid_reader_finish(r, &res), DIFFID_OK);
+    check_ok(res, input("small.tar.gz"), DIFFID_ALGORITHM_SHA256);
+    diffid_result_free(res);
+    diffid_reader_free(r);
+    close(fd);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s DATA_DIR [--quick]\n", argv[0]);
@@ -903,5 +1301,11 @@ int main(int argc, char **argv) {
     run("misuse", test_misuse);
     run("cancel", test_cancel);
     run("concurrent_digests", test_concurrent_digests);
+    run("reader_fd", test_reader_fd);
+    run("reader_bad_streams", test_reader_bad_streams);
+    run("reader_pipe_duplex", test_reader_pipe_duplex);
+    run("reader_early_free", test_reader_early_free);
+    run("reader_cancel_mid_read", test_reader_cancel_mid_read);
+    run("reader_arguments", test_reader_arguments);
     return tests_failed ? 1 : 0;
 }

@@ -9,6 +9,10 @@ use clap::Parser;
 use diffid::{Algorithm, Digester, Error, ErrorKind, Options, Report};
 use serde_json::{Value, json};
 
+// `diffid -d`: the decoded stream out.
+#[path = "cli/decompress.rs"]
+mod decompress;
+
 /// Compute a container image layer's blob digest and DiffID in one pass, exactly as
 /// Podman, Skopeo and Buildah (containers/image) compute them.
 ///
@@ -63,6 +67,16 @@ struct Cli {
     /// Never show a progress bar.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Write the decompressed stream to stdout (or -o FILE) and the report to stderr; exit
+    /// status 1, and no digest, when the stream is bad (for `| tar -x`, use pipefail).
+    #[arg(short = 'd', long)]
+    decompress: bool,
+
+    /// With -d: write the decompressed stream to FILE instead of stdout (removed again when
+    /// the stream turns out bad).
+    #[arg(short = 'o', long, value_name = "FILE", requires = "decompress")]
+    output: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -100,6 +114,16 @@ fn main() -> ExitCode {
     } else {
         cli.files.clone()
     };
+    if cli.decompress {
+        return decompress::run(
+            &files,
+            cli.output.as_deref(),
+            &opts,
+            cli.json,
+            human,
+            json_line,
+        );
+    }
     let mut failed = false;
     let mut stdout = io::stdout().lock();
     for file in &files {

@@ -449,3 +449,104 @@ fn xz_block_needing_more_memory_than_the_limit_is_an_error_not_an_allocation() {
     );
     assert!(digest_bytes(&big, &Options::default()).is_ok());
 }
+
+/// Back-pressure of the decoding reader: `diffid -d` on a bomb of `size` in `format`, its
+/// stdout read by this test slowly (pauses of 1 s, small reads between them): the CLI's peak
+/// RSS must stay under the bound and its RSS flat while the consumer is paused; then the
+/// whole decoded stream must arrive (all zeros, `size` bytes) with the right digest.
+fn check_bomb_read_slowly(format: Format, size: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = bomb(format, size);
+    let path = put(dir.path(), "bomb", &blob);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diffid"))
+        .args(["-d", "--json", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status_of = |field: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut total, mut nonzero) = (0u64, false);
+    let mut read = |n: u64, total: &mut u64, nonzero: &mut bool| {
+        let mut left = n;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let got = std::io::Read::read(&mut stdout, &mut buf[..want]).unwrap();
+            if got == 0 {
+                return false;
+            }
+            *nonzero |= buf[..got].iter().any(|&b| b != 0);
+            *total += got as u64;
+            left -= got as u64;
+        }
+        true
+    };
+    // Slow: 4 MiB, then a pause, five times; the RSS may not grow during a pause.
+    let mut growth = 0i64;
+    for _ in 0..5 {
+        assert!(read(4 * MIB, &mut total, &mut nonzero));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let before = status_of("VmRSS:") as i64;
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        growth = growth.max(status_of("VmRSS:") as i64 - before);
+    }
+    let paused_peak = status_of("VmHWM:");
+    // Then fast to the end.
+    while read(u64::MAX, &mut total, &mut nonzero) {}
+    let peak = status_of("VmHWM:").max(paused_peak);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{format}: {err}");
+    let j: Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(total, size, "{format}: decoded bytes");
+    assert!(!nonzero, "{format}: the decoded stream is zeros");
+    assert_eq!(j["diff_id"], zeros_digest(size), "{format}");
+    assert_eq!(j["diff_size"], size, "{format}");
+    assert!(
+        peak < RSS_LIMIT,
+        "{format}: peak RSS {} MiB with a slow consumer",
+        peak / MIB
+    );
+    assert!(
+        growth < (8 * MIB) as i64,
+        "{format}: RSS grew by {} KiB while the consumer was paused",
+        growth >> 10
+    );
+    eprintln!(
+        "{format}: diffid -d, {} MiB read slowly then fast: peak RSS {} MiB (paused: {} MiB), RSS growth while paused {} KiB",
+        size / MIB,
+        peak / MIB,
+        paused_peak / MIB,
+        growth >> 10
+    );
+}
+
+#[test]
+fn decoding_reader_with_a_slow_consumer_zstd() {
+    check_bomb_read_slowly(Format::Zstd, bomb_size());
+}
+
+#[test]
+fn decoding_reader_with_a_slow_consumer_gzip() {
+    check_bomb_read_slowly(Format::Gzip, bomb_size());
+}
+
+#[test]
+fn decoding_reader_with_a_slow_consumer_xz() {
+    check_bomb_read_slowly(Format::Xz, bomb_size());
+}
+
+#[test]
+fn decoding_reader_with_a_slow_consumer_bzip2() {
+    check_bomb_read_slowly(Format::Bzip2, bomb_size());
+}

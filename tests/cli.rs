@@ -210,3 +210,159 @@ fn usage_errors_exit_2() {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
 }
+
+/// Runs `diffid args` feeding `stdin` from another thread (the decoded output can be larger
+/// than a pipe's buffer).
+fn diffid_piped(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_diffid"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+#[test]
+fn decompress_writes_the_stream_to_stdout_and_the_report_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = generated_layer();
+    let diff_id = openssl("sha256", &layer);
+    for (name, blob) in [
+        ("l.tar", layer.clone()),
+        ("l.tar.gz", gzip(&layer)),
+        ("l.tar.bz2", bzip2(&layer)),
+        ("l.tar.xz", xz(&layer, &[])),
+        ("l.tar.zst", zstd(&layer, &[])),
+    ] {
+        let path = put(dir.path(), name, &blob);
+        let path = path.to_str().unwrap();
+        // A file, readable report.
+        let out = diffid_piped(&["-d", path], b"");
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert!(out.stdout == layer, "{name}: decoded stream");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&diff_id), "{name}: {err}");
+        assert!(err.contains(&openssl("sha256", &blob)), "{name}: {err}");
+        // Standard input, one JSON line on stderr.
+        let out = diffid_piped(&["--decompress", "--json", "-"], &blob);
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert!(out.stdout == layer, "{name}: decoded stream from stdin");
+        let line: Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(line["diff_id"], diff_id.as_str(), "{name}");
+        assert_eq!(line["diff_size"], layer.len() as u64, "{name}");
+        // -o FILE.
+        let target = dir.path().join(format!("{name}.out"));
+        let out = diffid_piped(&["-d", "-o", target.to_str().unwrap(), path], b"");
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert!(out.stdout.is_empty());
+        assert!(std::fs::read(&target).unwrap() == layer, "{name}: -o");
+    }
+}
+
+#[test]
+fn decompress_of_a_bad_stream_exits_1_without_a_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = generated_layer();
+    let good = gzip(&layer);
+    let mut corrupt = good.clone();
+    let n = corrupt.len();
+    corrupt[n - 8] ^= 1; // the CRC32
+    let truncated = xz(&layer, &[])[..3000].to_vec();
+    for (name, blob, kind) in [
+        ("corrupt.gz", corrupt, "corrupt"),
+        ("truncated.xz", truncated, "truncated"),
+    ] {
+        let path = put(dir.path(), name, &blob);
+        let out = diffid_piped(&["-d", path.to_str().unwrap()], b"");
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with(&format!("diffid: {}: ", path.display())),
+            "{err}"
+        );
+        assert!(
+            !err.contains("sha256:"),
+            "{name}: a digest of a bad stream: {err}"
+        );
+        let out = diffid_piped(&["-d", "--json", "-"], &blob);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let line: Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(line["error"]["kind"], kind, "{name}");
+        assert!(line.get("diff_id").is_none() && line.get("blob_digest").is_none());
+        // -o FILE: the unverified output is removed.
+        let target = dir.path().join("out.tar");
+        let out = diffid_piped(
+            &["-d", "-o", target.to_str().unwrap(), path.to_str().unwrap()],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(!target.exists(), "{name}: -o left an unverified file");
+    }
+}
+
+#[test]
+fn decompress_into_tar_extracts_and_pipefail_sees_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = source_layer();
+    let blob = put(dir.path(), "layer.tar.xz", &xz(&layer, &[]));
+    let mut bad = gzip(&layer);
+    let n = bad.len();
+    bad[n - 8] ^= 1; // the whole tar decodes; only the trailer's CRC32 is wrong
+    let bad = put(dir.path(), "bad.tar.gz", &bad);
+    let bin = env!("CARGO_BIN_EXE_diffid");
+    let sh = |script: &str| {
+        Command::new("bash")
+            .args(["-c", script])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    };
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let cmd = format!(
+        "set -o pipefail; {bin} -d {} | tar -x -C {}",
+        blob.display(),
+        x.display()
+    );
+    assert_eq!(sh(&cmd), Some(0));
+    // The tree is the one tar made the layer from.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let same = Command::new("diff")
+        .args([
+            "-r",
+            &format!("{root}/src"),
+            x.join("src").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(same.success(), "extracted tree differs from src/");
+    assert_eq!(
+        std::fs::read(x.join("Cargo.toml")).unwrap(),
+        std::fs::read(format!("{root}/Cargo.toml")).unwrap()
+    );
+    // A corrupt trailer: the pipeline fails, and diffid's own status is 1.
+    let y = dir.path().join("y");
+    std::fs::create_dir(&y).unwrap();
+    let pipe = format!("{bin} -d {} | tar -x -C {}", bad.display(), y.display());
+    assert_ne!(sh(&format!("set -o pipefail; {pipe}")), Some(0));
+    assert_eq!(sh(&format!("{pipe}; exit ${{PIPESTATUS[0]}}")), Some(1));
+}
+
+#[test]
+fn decompress_usage_errors_exit_2() {
+    for args in [&["-o", "x"][..], &["-d", "a", "b"]] {
+        let out = diffid_piped(args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+    }
+}
