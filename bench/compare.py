@@ -384,7 +384,7 @@ def report(d, results, mach, rounds, started, load_before, load_after, mem4g, sl
     m = mach
     out = []
     # Rows that timed the digest-only diffid (all of them, unless BENCH_ROWS narrowed the run).
-    main_rows = [row for row in rows if row["_best"][0]]
+    main_rows = [row for row in rows if row["_best"][0] and row["_best"][1]]
     out.append(f"## diffid vs. the peers ({started})\n")
     out.append(f"Machine: {m['cpu']}, {m['nproc']} cores ({m['l2_l3']}), {m['memory']} RAM, "
                f"SHA-NI: {'yes' if m['sha_ni'] else 'no'}, flags: {' '.join(m['cpu_flags'])}; "
@@ -597,8 +597,9 @@ def run(d, diffid, gopath, naive, rounds, only, skip_mem, slow):
     cmds = [c for c in commands(d, diffid, gopath, naive) if not only or c[0] in only]
     rows_only = os.environ.get("BENCH_ROWS", "")
     if rows_only == "decompress":
-        # Only `diffid -d` and the decoder it is compared with.
-        cmds = [c for c in cmds if c[3] in ("diffid-d", "decoder") and c[0] != "tar"]
+        # Only `diffid -d`, the decoder it is compared with, and the digest-only diffid (what
+        # the tap costs).
+        cmds = [c for c in cmds if c[3] in ("diffid-d", "decoder", "diffid") and c[0] != "tar"]
     mach = machine(diffid)
     info = os.path.join(d, "layer.info")
     if os.path.exists(info):

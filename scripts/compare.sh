@@ -8,7 +8,7 @@
 #   -s MIB       layer size in MiB (default 512, or $BENCH_LAYER_MIB)
 #   -f FORMATS   only these rows, comma-separated: gz,zst,zst-frames,xz,xz-1,bz2,tar
 #   --no-mem     skip the peak-RSS runs on a 4 GiB stream (digest, and -d into a slow reader)
-#   BENCH_ROWS=decompress   only the `diffid -d FILE > /dev/null` rows and their decoders
+#   BENCH_ROWS=decompress   only the `diffid -d FILE > /dev/null` rows, their decoders and diffid
 #   --regen      build the layer and its compressed forms again
 #
 # 1. Installs the peer tools that are missing (igzip from Debian's isal, pigz, GNU time) with

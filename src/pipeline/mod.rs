@@ -3,8 +3,11 @@
 //! ```text
 //!            ┌─> blob hash ───────────────────────────────> blob digest
 //! caller ──> chunk (Arc, shared, not copied)
-//!            └─> detect + decode ──> decoded chunk ──> DiffID hash + tar parse
+//!            └─> detect + decode ──> decoded chunk ──> DiffID hash + tar parse ──> tap
 //! ```
+//!
+//! The tap exists only for a [`DecodingReader`]: the DiffID stage hands each decoded chunk,
+//! once hashed and parsed, to the reader's bounded channel (see [`reader`]).
 //!
 //! The caller's thread reads (or receives `write`s) into recycled 512 KiB chunks and hands
 //! each to the blob-hash stage and the decode worker; the decode worker hands decoded chunks
