@@ -149,15 +149,19 @@ uninstall:
 	rm -f $(INSTALLED)
 	@[ -z "$(DEBUGDIR)" ] || rm -f $(DESTDIR)$(DEBUGDIR)/libdiffid.so.$(VERSION).debug $(DESTDIR)$(DEBUGDIR)/diffid.debug
 
-# The Go package (go/, needs only go-digest) and its comparison with containers/image
-# (go/compat, a module of its own), linked through the uninstalled pkg-config files: the
+# The Go package (go/, needs only go-digest), its comparison with containers/image
+# (go/compat, a module of its own) and its drop-in test against containers/storage (go/dropin,
+# a module of its own, built without the btrfs driver's cgo as Podman commonly is), linked through the uninstalled pkg-config files: the
 # package dynamically (the rpath finds target/release/libdiffid.so.0), go/compat with the
 # diffid_static tag (libdiffid.a).
 GO_ENV := CGO_ENABLED=1 PKG_CONFIG_PATH=$(PCDIR)
+DROPIN_TAGS := exclude_graphdriver_btrfs
 test-go: build
 	cd go && $(GO_ENV) $(GO) vet ./... && $(GO_ENV) $(GO) test -race -count=1 ./...
 	cd go/compat && $(GO_ENV) $(GO) vet -tags diffid_static ./... && \
 		$(GO_ENV) $(GO) test -tags diffid_static -race -count=1 ./...
+	cd go/dropin && $(GO_ENV) $(GO) vet -tags $(DROPIN_TAGS) ./... && \
+		$(GO_ENV) $(GO) test -tags $(DROPIN_TAGS) -race -count=1 ./...
 
 # Packaging against `make install` into a temporary prefix: the symbols of both libraries,
 # linking through pkg-config (dynamic, static, diffid-static), the static library beside the
@@ -175,6 +179,7 @@ test-packaging: build
 bench: build
 	$(CARGO) bench --locked --features cli
 	@scripts/compare.sh
+	cd go/dropin && $(GO_ENV) $(GO) test -tags $(DROPIN_TAGS) -run '^$$' -bench Import -benchtime 3x .
 	@scripts/sweep.sh
 
 # Long runs beside `make test`: every cargo-fuzz target for FUZZ_SECONDS each, and the bombs

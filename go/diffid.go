@@ -12,6 +12,10 @@
 //	}
 //	fmt.Println(res.BlobDigest, res.BlobSize, res.DiffID, res.MediaType)
 //
+// An importer that also extracts the layer reads the decoded stream from DecompressStream,
+// an io.ReadCloser that drops in for containers/storage's archive.DecompressStream, and gets
+// the same Result after io.EOF: one pass decodes, digests and hands the tar over.
+//
 // The work runs in the Rust library libdiffid through cgo, on its own threads: reading,
 // hashing the blob, decompressing, hashing the DiffID and parsing the tar overlap.
 //
