@@ -390,12 +390,22 @@ diffid_code diffid_options_set_require_tar(diffid_options *o, bool on);
  * NULL clears it. Returns `DIFFID_INVALID_ARGUMENT`, changing nothing, for a string that is
  * not such a digest or a NULL `o`. Its algorithm must be the options' algorithm when the
  * options are used, or the digest fails with `DIFFID_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call. `digest` is NULL or a NUL-terminated string.
  */
 diffid_code diffid_options_set_expect_blob_digest(diffid_options *o, const char *digest);
 
 /**
  * Sets the DiffID the blob must have (the image config's `rootfs.diff_ids` entry); like
  * `diffid_options_set_expect_blob_digest`.
+ *
+ * # Safety
+ *
+ * `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+ * thread uses them during the call. `digest` is NULL or a NUL-terminated string.
  */
 diffid_code diffid_options_set_expect_diff_id(diffid_options *o, const char *digest);
 
@@ -542,6 +552,11 @@ void diffid_stream_free(diffid_stream *s);
  * `*out` (NULL on failure) and returns `DIFFID_OK`; a negative `fd` or a NULL `out` give
  * `DIFFID_INVALID_ARGUMENT`. Errors of the stream come out of `diffid_reader_read`.
  * `diffid_reader_free` waits for a read(2) in progress on `fd` to return.
+ *
+ * # Safety
+ *
+ * `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread
+ * changes during the call. `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_reader_new_fd(int fd, const diffid_options *opts, diffid_reader **out);
 
@@ -552,6 +567,11 @@ diffid_code diffid_reader_new_fd(int fd, const diffid_options *opts, diffid_read
  * read). `opts` may be NULL for the defaults (copied). Stores the reader in `*out` (NULL on
  * failure); a NULL `out` gives `DIFFID_INVALID_ARGUMENT`. No thread starts before the
  * first 512 KiB have been written.
+ *
+ * # Safety
+ *
+ * `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread
+ * changes during the call. `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_reader_new_pipe(const diffid_options *opts, diffid_reader **out);
 
@@ -562,6 +582,12 @@ diffid_code diffid_reader_new_pipe(const diffid_options *opts, diffid_reader **o
  * `DIFFID_CANCELLED`, ...; the reader reports it too), `DIFFID_MISUSE` on a reader made by
  * `diffid_reader_new_fd` or after `diffid_reader_close_input`, `DIFFID_INVALID_ARGUMENT`
  * when `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+ * thread frees it during the call.
+ * `data` is valid for reading `len` bytes during the call (or `len` is 0).
  */
 diffid_code diffid_reader_write(diffid_reader *r, const uint8_t *data, size_t len);
 
@@ -571,6 +597,11 @@ diffid_code diffid_reader_write(diffid_reader *r, const uint8_t *data, size_t le
  * every check, or its error (which `diffid_reader_read` reports too). `DIFFID_MISUSE` on a
  * reader made by `diffid_reader_new_fd` or when called twice. A pipe reader freed or
  * cancelled without it fails with `DIFFID_CANCELLED`, never a clean end.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+ * thread frees it during the call.
  */
 diffid_code diffid_reader_close_input(diffid_reader *r);
 
@@ -582,6 +613,13 @@ diffid_code diffid_reader_close_input(diffid_reader *r);
  * `DIFFID_CANCELLED`, ...) with `*n == 0`, and every later read gives the same code;
  * `diffid_reader_finish` gives its message. `DIFFID_INVALID_ARGUMENT` when `r`, `buf` or
  * `n` is NULL or `cap` is 0 (then `*n`, if it can be, is set to 0).
+ *
+ * # Safety
+ *
+ * `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+ * thread frees it during the call.
+ * `buf` is NULL or valid for writing `cap` bytes, and `n` NULL or valid for writing one
+ * `size_t`, during the call.
  */
 diffid_code diffid_reader_read(diffid_reader *r, uint8_t *buf, size_t cap, size_t *n);
 
@@ -592,6 +630,12 @@ diffid_code diffid_reader_read(diffid_reader *r, uint8_t *buf, size_t cap, size_
  * must still be written and closed by another thread). May be called again: each call
  * makes a new result with the same outcome. `DIFFID_INVALID_ARGUMENT` without a result when
  * `out` is NULL, with one when `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+ * thread frees it during the call.
+ * `out` is NULL or valid for writing one pointer.
  */
 diffid_code diffid_reader_finish(diffid_reader *r, diffid_result **out);
 
@@ -600,6 +644,11 @@ diffid_code diffid_reader_finish(diffid_reader *r, diffid_result **out);
  * progress: the worker threads stop, a blocked `diffid_reader_read` or
  * `diffid_reader_write` returns `DIFFID_CANCELLED`, and so does every later call (unless the
  * stream had already ended, then it does nothing). NULL is a no-op.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+ * thread frees it during the call.
  */
 void diffid_reader_cancel(diffid_reader *r);
 
@@ -607,6 +656,11 @@ void diffid_reader_cancel(diffid_reader *r);
  * Frees a reader, read to its end or not: an unfinished stream is cancelled, and every
  * thread of it (the descriptor's reading thread, the workers) is joined before this
  * returns. NULL is a no-op. Must not run concurrently with any other call on the reader.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a reader from `diffid_reader_new_*`, freed once, and no other call on it
+ * runs during or after this one.
  */
 void diffid_reader_free(diffid_reader *r);
 

@@ -337,6 +337,7 @@ fn man_page_and_completions_cover_every_option() {
             .code(),
         Some(2)
     );
+}
 
 /// Runs `diffid args` feeding `stdin` from another thread (the decoded output can be larger
 /// than a pipe's buffer).

@@ -248,24 +248,33 @@ pub(super) unsafe fn options(opts: *const diffid_options) -> Options {
 }
 
 /// Parses the NUL-terminated `digest` (NULL: none) and stores it with `set`.
-fn set_expected(
+///
+/// # Safety
+///
+/// `o` is as for `set_option`; `digest` is NULL or a NUL-terminated string.
+unsafe fn set_expected(
     o: *mut diffid_options,
     digest: *const c_char,
     set: impl FnOnce(&mut Options, Option<Digest>),
 ) -> diffid_code {
-    set_option(o, |opts| {
+    guard(|| {
         let parsed = if digest.is_null() {
             None
         } else {
-            // SAFETY: a non-NULL `digest` is a NUL-terminated string (the contract).
+            // SAFETY: a non-NULL `digest` is a NUL-terminated string (this function's contract).
             let text = unsafe { CStr::from_ptr(digest) };
             match text.to_str().ok().and_then(|t| t.parse::<Digest>().ok()) {
                 Some(d) => Some(d),
-                None => return false,
+                None => return diffid_code::DIFFID_INVALID_ARGUMENT,
             }
         };
-        set(opts, parsed);
-        true
+        // SAFETY: `o` is as this function's contract requires.
+        unsafe {
+            set_option(o, |opts| {
+                set(opts, parsed);
+                true
+            })
+        }
     })
 }
 
@@ -275,20 +284,32 @@ fn set_expected(
 /// NULL clears it. Returns `DIFFID_INVALID_ARGUMENT`, changing nothing, for a string that is
 /// not such a digest or a NULL `o`. Its algorithm must be the options' algorithm when the
 /// options are used, or the digest fails with `DIFFID_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+/// thread uses them during the call. `digest` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_options_set_expect_blob_digest(
+pub unsafe extern "C" fn diffid_options_set_expect_blob_digest(
     o: *mut diffid_options,
     digest: *const c_char,
 ) -> diffid_code {
-    set_expected(o, digest, |opts, d| opts.expect_blob_digest = d)
+    // SAFETY: `o` and `digest` are as this function's contract requires.
+    unsafe { set_expected(o, digest, |opts, d| opts.expect_blob_digest = d) }
 }
 
 /// Sets the DiffID the blob must have (the image config's `rootfs.diff_ids` entry); like
 /// `diffid_options_set_expect_blob_digest`.
+///
+/// # Safety
+///
+/// `o` is NULL or options from `diffid_options_new` that have not been freed, and no other
+/// thread uses them during the call. `digest` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_options_set_expect_diff_id(
+pub unsafe extern "C" fn diffid_options_set_expect_diff_id(
     o: *mut diffid_options,
     digest: *const c_char,
 ) -> diffid_code {
-    set_expected(o, digest, |opts, d| opts.expect_diff_id = d)
+    // SAFETY: `o` and `digest` are as this function's contract requires.
+    unsafe { set_expected(o, digest, |opts, d| opts.expect_diff_id = d) }
 }

@@ -85,8 +85,13 @@ fn store(
 /// `*out` (NULL on failure) and returns `DIFFID_OK`; a negative `fd` or a NULL `out` give
 /// `DIFFID_INVALID_ARGUMENT`. Errors of the stream come out of `diffid_reader_read`.
 /// `diffid_reader_free` waits for a read(2) in progress on `fd` to return.
+///
+/// # Safety
+///
+/// `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread
+/// changes during the call. `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_new_fd(
+pub unsafe extern "C" fn diffid_reader_new_fd(
     fd: c_int,
     opts: *const diffid_options,
     out: *mut *mut diffid_reader,
@@ -101,7 +106,8 @@ pub extern "C" fn diffid_reader_new_fd(
                 format!("{fd} is not a file descriptor"),
             ))
         } else {
-            decompress_reader(FdReader(fd), &options(opts)).map(|r| (r, None))
+            // SAFETY: `opts` is as this function's contract requires.
+            decompress_reader(FdReader(fd), &unsafe { options(opts) }).map(|r| (r, None))
         };
         store(out, made)
     })
@@ -113,8 +119,13 @@ pub extern "C" fn diffid_reader_new_fd(
 /// read). `opts` may be NULL for the defaults (copied). Stores the reader in `*out` (NULL on
 /// failure); a NULL `out` gives `DIFFID_INVALID_ARGUMENT`. No thread starts before the
 /// first 512 KiB have been written.
+///
+/// # Safety
+///
+/// `opts` is NULL or options from `diffid_options_new`, not freed, that no other thread
+/// changes during the call. `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_new_pipe(
+pub unsafe extern "C" fn diffid_reader_new_pipe(
     opts: *const diffid_options,
     out: *mut *mut diffid_reader,
 ) -> diffid_code {
@@ -124,7 +135,8 @@ pub extern "C" fn diffid_reader_new_pipe(
         }
         store(
             out,
-            decoding_pipe(&options(opts)).map(|(w, r)| (r, Some(w))),
+            // SAFETY: `opts` is as this function's contract requires.
+            decoding_pipe(&unsafe { options(opts) }).map(|(w, r)| (r, Some(w))),
         )
     })
 }
@@ -169,15 +181,22 @@ fn with_writer(
 /// `DIFFID_CANCELLED`, ...; the reader reports it too), `DIFFID_MISUSE` on a reader made by
 /// `diffid_reader_new_fd` or after `diffid_reader_close_input`, `DIFFID_INVALID_ARGUMENT`
 /// when `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+/// thread frees it during the call.
+/// `data` is valid for reading `len` bytes during the call (or `len` is 0).
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_write(
+pub unsafe extern "C" fn diffid_reader_write(
     r: *mut diffid_reader,
     data: *const u8,
     len: usize,
 ) -> diffid_code {
     guard(|| {
         with_writer(r, |w| {
-            let data = bytes(data, len).ok_or_else(|| invalid("data"))?;
+            // SAFETY: `data` is valid for `len` bytes during the call (the contract).
+            let data = unsafe { bytes(data, len) }.ok_or_else(|| invalid("data"))?;
             w.write_all(data)
         })
     })
@@ -188,8 +207,13 @@ pub extern "C" fn diffid_reader_write(
 /// every check, or its error (which `diffid_reader_read` reports too). `DIFFID_MISUSE` on a
 /// reader made by `diffid_reader_new_fd` or when called twice. A pipe reader freed or
 /// cancelled without it fails with `DIFFID_CANCELLED`, never a clean end.
+///
+/// # Safety
+///
+/// `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+/// thread frees it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_close_input(r: *mut diffid_reader) -> diffid_code {
+pub unsafe extern "C" fn diffid_reader_close_input(r: *mut diffid_reader) -> diffid_code {
     guard(|| with_writer(r, PipeWriter::close))
 }
 
@@ -200,8 +224,15 @@ pub extern "C" fn diffid_reader_close_input(r: *mut diffid_reader) -> diffid_cod
 /// `DIFFID_CANCELLED`, ...) with `*n == 0`, and every later read gives the same code;
 /// `diffid_reader_finish` gives its message. `DIFFID_INVALID_ARGUMENT` when `r`, `buf` or
 /// `n` is NULL or `cap` is 0 (then `*n`, if it can be, is set to 0).
+///
+/// # Safety
+///
+/// `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+/// thread frees it during the call.
+/// `buf` is NULL or valid for writing `cap` bytes, and `n` NULL or valid for writing one
+/// `size_t`, during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_read(
+pub unsafe extern "C" fn diffid_reader_read(
     r: *mut diffid_reader,
     buf: *mut u8,
     cap: usize,
@@ -238,15 +269,24 @@ pub extern "C" fn diffid_reader_read(
 /// must still be written and closed by another thread). May be called again: each call
 /// makes a new result with the same outcome. `DIFFID_INVALID_ARGUMENT` without a result when
 /// `out` is NULL, with one when `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+/// thread frees it during the call.
+/// `out` is NULL or valid for writing one pointer.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_finish(
+pub unsafe extern "C" fn diffid_reader_finish(
     r: *mut diffid_reader,
     out: *mut *mut diffid_result,
 ) -> diffid_code {
     guard(|| {
-        deliver(out, || {
-            reader_ref(r).and_then(|r| r.reader.lock().map_err(poisoned)?.finish())
-        })
+        // SAFETY: `out` is as this function's contract requires.
+        unsafe {
+            deliver(out, || {
+                reader_ref(r).and_then(|r| r.reader.lock().map_err(poisoned)?.finish())
+            })
+        }
     })
 }
 
@@ -254,8 +294,13 @@ pub extern "C" fn diffid_reader_finish(
 /// progress: the worker threads stop, a blocked `diffid_reader_read` or
 /// `diffid_reader_write` returns `DIFFID_CANCELLED`, and so does every later call (unless the
 /// stream had already ended, then it does nothing). NULL is a no-op.
+///
+/// # Safety
+///
+/// `r` is NULL or a reader from `diffid_reader_new_*` that has not been freed, and no other
+/// thread frees it during the call.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_cancel(r: *mut diffid_reader) {
+pub unsafe extern "C" fn diffid_reader_cancel(r: *mut diffid_reader) {
     guard(|| {
         if let Ok(r) = reader_ref(r) {
             r.cancel.cancel();
@@ -266,8 +311,13 @@ pub extern "C" fn diffid_reader_cancel(r: *mut diffid_reader) {
 /// Frees a reader, read to its end or not: an unfinished stream is cancelled, and every
 /// thread of it (the descriptor's reading thread, the workers) is joined before this
 /// returns. NULL is a no-op. Must not run concurrently with any other call on the reader.
+///
+/// # Safety
+///
+/// `r` is NULL or a reader from `diffid_reader_new_*`, freed once, and no other call on it
+/// runs during or after this one.
 #[unsafe(no_mangle)]
-pub extern "C" fn diffid_reader_free(r: *mut diffid_reader) {
+pub unsafe extern "C" fn diffid_reader_free(r: *mut diffid_reader) {
     guard(|| {
         if !r.is_null() {
             // SAFETY: `r` came from `diffid_reader_new_*`, is freed once, and no other call
