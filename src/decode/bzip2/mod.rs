@@ -8,6 +8,7 @@
 //! leader's cutting in `cut.rs`, the sequential fallback in `fallback.rs`).
 
 mod forge;
+mod gocheck;
 mod parallel;
 mod scan;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod tests;
 use bzip2::{Decompress, Error as BzError, Status};
 
 pub(super) use self::parallel::ParBzip2Decoder;
+use self::gocheck::{GoCheck, Refusal};
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -27,6 +29,19 @@ fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
         other => other.to_string(),
     };
     Error::new(ErrorKind::Corrupt, format!("{what} in stream {stream}")).at(start)
+}
+
+/// A block containers/image's decoder refuses (see `gocheck.rs`), in stream `stream`, its
+/// magic at byte `byte`.
+fn refused(r: &Refusal, stream: u64, byte: u64) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!(
+            "block in stream {stream} that containers/image (Go compress/bzip2) refuses: {}",
+            r.what
+        ),
+    )
+    .at(byte)
 }
 
 fn truncated(stream: u64, start: u64) -> Error {
@@ -44,6 +59,9 @@ pub(super) struct Bzip2Decoder {
     streams: u64,
     offset: u64,
     stream_start: u64,
+    /// Go's reading of the same bytes, fed from byte `check_base` on.
+    check: GoCheck,
+    check_base: u64,
 }
 
 impl Bzip2Decoder {
@@ -60,6 +78,8 @@ impl Bzip2Decoder {
             streams,
             offset,
             stream_start: offset,
+            check: GoCheck::new(),
+            check_base: offset,
         }
     }
 
@@ -68,6 +88,10 @@ impl Bzip2Decoder {
         let status = self.inner.decompress(input, output);
         let consumed = (self.inner.total_in() - in0) as usize;
         let produced = (self.inner.total_out() - out0) as usize;
+        if let Err(r) = self.check.feed(&input[..consumed]) {
+            let byte = self.check_base + r.magic_bit / 8;
+            return Err(refused(&r, self.streams + 1, byte));
+        }
         match status {
             Ok(Status::StreamEnd) => {
                 self.streams += 1;
