@@ -99,9 +99,10 @@ pub(super) fn decode_piece(
         match d.decompress_vec(&stream[in0..], out) {
             Ok(Status::StreamEnd) => {
                 // Also what containers/image's decoder accepts (see `gocheck.rs`).
-                return if d.total_in() as usize == stream.len()
-                    && super::gocheck::GoCheck::new().feed(stream).is_ok()
-                {
+                return if d.total_in() as usize == stream.len() && {
+                    let mut go = super::gocheck::GoCheck::new();
+                    go.feed(stream).is_ok() && go.finish().is_ok()
+                } {
                     Ok(())
                 } else {
                     Err(())

@@ -98,6 +98,27 @@ impl GoCheck {
         r
     }
 
+    /// The bytes fed are all there is (libbzip2 found the last stream's end): a block Go
+    /// was still reading is one it reads past the end of the data ("unexpected EOF").
+    pub(super) fn finish(&mut self) -> Result<(), Refusal> {
+        let State::Block { magic, level } = self.state else {
+            return Ok(());
+        };
+        self.state = State::Off;
+        let rel = magic + 48 - self.base * 8;
+        match read_block(&self.buf, rel, 100_000 * usize::from(level), &mut self.tt) {
+            Ok(_) => Ok(()),
+            Err(Fault::NeedMore) => Err(Refusal {
+                what: "unexpected EOF (Go reads the block on past the end of the data)",
+                magic_bit: magic,
+            }),
+            Err(Fault::Go(what)) => Err(Refusal {
+                what,
+                magic_bit: magic,
+            }),
+        }
+    }
+
     fn end_bit(&self) -> u64 {
         (self.base + self.buf.len() as u64) * 8
     }
@@ -240,13 +261,7 @@ impl Tree {
             .map(|(i, &l)| (l, i as u16))
             .collect();
         pairs.sort_unstable();
-        let mut codes = vec![
-            Code {
-                code: 0,
-                value: 0
-            };
-            pairs.len()
-        ];
+        let mut codes = vec![Code { code: 0, value: 0 }; pairs.len()];
         let (mut code, mut length) = (0u32, 32u8);
         for i in (0..pairs.len()).rev() {
             length = length.min(pairs[i].0);
@@ -305,7 +320,11 @@ impl Tree {
                 let mut node = 0usize;
                 for depth in 1..=PEEK {
                     let (l, r) = self.nodes[node];
-                    match if prefix >> (PEEK - depth) & 1 != 0 { l } else { r } {
+                    match if prefix >> (PEEK - depth) & 1 != 0 {
+                        l
+                    } else {
+                        r
+                    } {
                         Child::Leaf(v) => return (Child::Leaf(v), depth as u8),
                         Child::Node(n) => node = usize::from(n),
                     }

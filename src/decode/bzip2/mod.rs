@@ -7,6 +7,8 @@
 //! piece, synthetic prefixes with forged CRCs), `parallel/` is the parallel decoder (the
 //! leader's cutting in `cut.rs`, the sequential fallback in `fallback.rs`).
 
+#[cfg(test)]
+mod craft;
 mod forge;
 mod gocheck;
 mod parallel;
@@ -16,8 +18,8 @@ mod tests;
 
 use bzip2::{Decompress, Error as BzError, Status};
 
-pub(super) use self::parallel::ParBzip2Decoder;
 use self::gocheck::{GoCheck, Refusal};
+pub(super) use self::parallel::ParBzip2Decoder;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -129,6 +131,10 @@ impl Decode for Bzip2Decoder {
 
     fn finish(&mut self, output: &mut [u8]) -> Result<(usize, bool)> {
         if self.at_boundary {
+            if let Err(r) = self.check.finish() {
+                let byte = self.check_base + r.magic_bit / 8;
+                return Err(refused(&r, self.streams, byte));
+            }
             return Ok((0, true));
         }
         let (_, produced) = self.run(&[], output)?;

@@ -118,6 +118,10 @@ impl ParBzip2Decoder {
         };
         match status {
             Ok(Status::StreamEnd) => {
+                if let Err(r) = st.check.finish() {
+                    let byte = (r.magic_bit / 8) as i64 + st.delta;
+                    return Err(refused(&r, self.streams + 1, byte.max(0) as u64));
+                }
                 let next = (st.dec.total_in() as i64 + st.delta) as u64;
                 self.streams += 1;
                 self.streaming = None;
