@@ -19,9 +19,20 @@ pub struct Options {
     /// Fail with [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded) once the
     /// decoded stream exceeds this many bytes. `None`: no limit (memory stays bounded anyway).
     pub max_size: Option<u64>,
-    /// Memory a decoder may allocate for its window or dictionary, in bytes. An xz block
-    /// needing more fails with `LimitExceeded` instead of allocating. Default: 1 GiB.
-    /// (zstd windows are limited to 512 MiB regardless, as containers/image does.)
+    /// Memory a decoder may allocate for its window or dictionary, in bytes: what an input
+    /// may make a decoder allocate, checked before it does. Default: 1 GiB.
+    /// - xz: liblzma's memory use for a block (mostly the LZMA2 dictionary, as the block
+    ///   header declares it), plus, on the parallel path, the blocks in flight; a block
+    ///   needing more fails with [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded).
+    /// - zstd: the frame's window (the largest back-reference distance, from its header),
+    ///   which must be at most the largest power of two within the limit (and at most 512 MiB
+    ///   whatever the limit, containers/image's own limit; at least 1 KiB is always allowed);
+    ///   a frame with a larger window fails with `LimitExceeded`, as `zstd -d --memory=LIMIT`
+    ///   refuses it. The decoder also keeps ~130 KiB of block buffers per frame decoding.
+    /// - gzip (32 KiB window) and bzip2 (at most 900 kB blocks, ~4.5 MB of state) allocate
+    ///   a fixed amount that this does not limit.
+    ///
+    /// Buffers between the stages are bounded separately (see the README's memory bound).
     pub decoder_memory_limit: u64,
     /// The most worker threads this computation may use; 1 runs everything on the caller's
     /// thread. 0 (the default) means the process-wide worker budget ([`crate::workers`]: one

@@ -617,6 +617,48 @@ fn max_size_stops_decoding() {
     }
 }
 
+/// `decoder_memory_limit` caps the zstd window as `zstd -d --memory=LIMIT` does: a
+/// `zstd --long=28` frame whose back-reference spans 151 MiB (1 MiB of random bytes, 150 MiB
+/// of zeros, the same 1 MiB again) is refused with a 16 MiB limit, on one thread and on
+/// several, and digested as containers/image does by default. The xz dictionary is limited
+/// the same way (`decode::xz` tests `memory_limit`, `parallel_respects_the_memory_limit`).
+#[test]
+fn memory_limit_caps_the_zstd_window() {
+    let random = Rng::new(28).bytes(1 << 20, false);
+    let data = [&random[..], &vec![0u8; 150 << 20], &random[..]].concat();
+    let blob = zstd(&data, &["--long=28", "-1"]);
+    assert!(
+        run("zstd", &["-d", "-c", "--memory=16MB"], &blob).is_none(),
+        "zstd -d --memory=16MB refuses it"
+    );
+    for threads in [1, 0] {
+        let tight = Options {
+            decoder_memory_limit: 16 << 20,
+            threads,
+            ..Options::default()
+        };
+        let e = digest_bytes(&blob, &tight).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded, "threads {threads}: {e}");
+        assert_eq!(e.offset(), Some(0), "threads {threads}: the frame's start");
+        // A window of exactly 2^28 fits a limit of 2^28.
+        let enough = Options {
+            decoder_memory_limit: 1 << 28,
+            threads,
+            ..Options::default()
+        };
+        assert_eq!(
+            digest_bytes(&blob, &enough).unwrap().diff_size,
+            data.len() as u64
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = put(dir.path(), "long28.zst", &blob);
+    let go = &oracle(&[path.clone()])[0];
+    let r = digest_path(&path, &Options::default()).unwrap();
+    assert_eq!(r.diff_id.to_string(), str_of(go, "diff_id"));
+    assert_eq!(r.diff_id.to_string(), openssl("sha256", &data));
+}
+
 #[test]
 fn require_tar_turns_a_bad_tar_into_an_error() {
     let strict = Options {

@@ -78,11 +78,16 @@ pub(crate) fn new_decoder(
         },
         Format::Bzip2 => Box::new(bzip2::Bzip2Decoder::new()),
         Format::Xz => Box::new(xz::XzDecoder::with_helpers(opts, helpers)?),
-        Format::Zstd if parallel => match zstd::ParZstdDecoder::new(helpers) {
-            Some(par) => Box::new(par),
-            None => Box::new(zstd::ZstdDecoder::new()?),
-        },
-        Format::Zstd => Box::new(zstd::ZstdDecoder::new()?),
+        Format::Zstd if parallel => {
+            let log = zstd::window_log(opts.decoder_memory_limit);
+            match zstd::ParZstdDecoder::new(helpers, log) {
+                Some(par) => Box::new(par),
+                None => Box::new(zstd::ZstdDecoder::new(log)?),
+            }
+        }
+        Format::Zstd => Box::new(zstd::ZstdDecoder::new(zstd::window_log(
+            opts.decoder_memory_limit,
+        ))?),
     }))
 }
 

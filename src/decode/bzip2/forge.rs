@@ -98,7 +98,11 @@ pub(super) fn decode_piece(
         let (in0, out0) = (d.total_in() as usize, out.len());
         match d.decompress_vec(&stream[in0..], out) {
             Ok(Status::StreamEnd) => {
-                return if d.total_in() as usize == stream.len() {
+                // Also what containers/image's decoder accepts (see `gocheck.rs`).
+                return if d.total_in() as usize == stream.len() && {
+                    let mut go = super::gocheck::GoCheck::new();
+                    go.feed(stream).is_ok() && go.finish().is_ok()
+                } {
                     Ok(())
                 } else {
                     Err(())
@@ -111,33 +115,37 @@ pub(super) fn decode_piece(
     }
 }
 
+const fn crc_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = (i as u32) << 24;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04C1_1DB7
+            } else {
+                c << 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+static CRC_TABLE: [u32; 256] = crc_table();
+
+/// One byte into a bzip2 CRC-32 register (start at `!0`, the CRC is the final `!register`).
+#[inline]
+pub(super) fn crc_update(c: u32, b: u8) -> u32 {
+    (c << 8) ^ CRC_TABLE[usize::from((c >> 24) as u8 ^ b)]
+}
+
 /// bzip2's CRC-32 (polynomial 0x04C11DB7, most significant bit first).
 pub(super) fn bz_crc(data: &[u8]) -> u32 {
-    const fn table() -> [u32; 256] {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = (i as u32) << 24;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 0x8000_0000 != 0 {
-                    (c << 1) ^ 0x04C1_1DB7
-                } else {
-                    c << 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
-    }
-    static TABLE: [u32; 256] = table();
-    let mut c = !0u32;
-    for &b in data {
-        c = (c << 8) ^ TABLE[usize::from((c >> 24) as u8 ^ b)];
-    }
-    !c
+    !data.iter().fold(!0u32, |c, &b| crc_update(c, b))
 }
 
 /// Four bytes that, appended to `data`, give the bzip2 CRC `target` (the CRC is affine in

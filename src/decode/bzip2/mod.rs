@@ -7,7 +7,10 @@
 //! piece, synthetic prefixes with forged CRCs), `parallel/` is the parallel decoder (the
 //! leader's cutting in `cut.rs`, the sequential fallback in `fallback.rs`).
 
+#[cfg(test)]
+mod craft;
 mod forge;
+mod gocheck;
 mod parallel;
 mod scan;
 #[cfg(test)]
@@ -15,6 +18,7 @@ mod tests;
 
 use bzip2::{Decompress, Error as BzError, Status};
 
+use self::gocheck::{GoCheck, Refusal};
 pub(super) use self::parallel::ParBzip2Decoder;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
@@ -27,6 +31,19 @@ fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
         other => other.to_string(),
     };
     Error::new(ErrorKind::Corrupt, format!("{what} in stream {stream}")).at(start)
+}
+
+/// A block containers/image's decoder refuses (see `gocheck.rs`), in stream `stream`, its
+/// magic at byte `byte`.
+fn refused(r: &Refusal, stream: u64, byte: u64) -> Error {
+    Error::new(
+        ErrorKind::Corrupt,
+        format!(
+            "block in stream {stream} that containers/image (Go compress/bzip2) refuses: {}",
+            r.what
+        ),
+    )
+    .at(byte)
 }
 
 fn truncated(stream: u64, start: u64) -> Error {
@@ -44,6 +61,9 @@ pub(super) struct Bzip2Decoder {
     streams: u64,
     offset: u64,
     stream_start: u64,
+    /// Go's reading of the same bytes, fed from byte `check_base` on.
+    check: GoCheck,
+    check_base: u64,
 }
 
 impl Bzip2Decoder {
@@ -60,6 +80,8 @@ impl Bzip2Decoder {
             streams,
             offset,
             stream_start: offset,
+            check: GoCheck::new(),
+            check_base: offset,
         }
     }
 
@@ -68,6 +90,10 @@ impl Bzip2Decoder {
         let status = self.inner.decompress(input, output);
         let consumed = (self.inner.total_in() - in0) as usize;
         let produced = (self.inner.total_out() - out0) as usize;
+        if let Err(r) = self.check.feed(&input[..consumed]) {
+            let byte = self.check_base + r.magic_bit / 8;
+            return Err(refused(&r, self.streams + 1, byte));
+        }
         match status {
             Ok(Status::StreamEnd) => {
                 self.streams += 1;
@@ -105,6 +131,10 @@ impl Decode for Bzip2Decoder {
 
     fn finish(&mut self, output: &mut [u8]) -> Result<(usize, bool)> {
         if self.at_boundary {
+            if let Err(r) = self.check.finish() {
+                let byte = self.check_base + r.magic_bit / 8;
+                return Err(refused(&r, self.streams, byte));
+            }
             return Ok((0, true));
         }
         let (_, produced) = self.run(&[], output)?;

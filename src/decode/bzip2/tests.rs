@@ -362,3 +362,143 @@ fn dropping_mid_stream_is_fine() {
         }
     }
 }
+
+/// containers/image's verdict (the Go reference, `DIFFID_ORACLE` or `target/oracle/oracle`)
+/// and whether `bzip2 -t` accepts, on `data`.
+fn references(data: &[u8]) -> (serde_json::Value, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob.bz2");
+    std::fs::write(&path, data).unwrap();
+    let oracle = std::env::var_os("DIFFID_ORACLE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracle/oracle")
+        });
+    let out = Command::new(&oracle)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("the Go reference {oracle:?} (make oracle): {e}"));
+    let go = serde_json::from_slice(&out.stdout).expect("the Go reference's JSON");
+    let c_ok = Command::new("bzip2")
+        .arg("-t")
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .expect("the bzip2 program")
+        .success();
+    (go, c_ok)
+}
+
+/// A block holding `text` as the `bzip2` program would (canonical run lengths).
+fn good(text: &[u8]) -> craft::Block {
+    craft::Block::plain(&craft::rle1(text))
+}
+
+/// Each condition under which Go's `compress/bzip2` refuses a block that libbzip2 decodes
+/// (see `gocheck.rs`): `bzip2 -t` accepts it, containers/image refuses it, and so do we, on
+/// the sequential and the parallel paths alike, alone and among good blocks.
+#[test]
+fn blocks_containers_image_refuses_are_refused() {
+    use craft::{Block, complete_lengths};
+    let text = payload(2000, 11);
+    let alphabet = |pre: &[u8]| {
+        let mut used = [false; 256];
+        pre.iter().for_each(|&c| used[usize::from(c)] = true);
+        used.iter().filter(|&&u| u).count() + 2
+    };
+    let short = craft::rle1(&text[..500]);
+    let m = alphabet(&short);
+    // A complete code with one length made longer: a hole that libbzip2's canonical codes
+    // leave at the end and Go's at the start.
+    let mut incomplete = complete_lengths(m);
+    incomplete[0] += 1;
+    let bad = |name: &str| match name {
+        "randomised" => Block {
+            randomised: true,
+            ..Block::plain(&short)
+        },
+        "run count 0 then the run's byte" => {
+            Block::plain(&[&short[..], b"qqqq\0qqq!tail"].concat())
+        }
+        "over-full table, unused" => Block {
+            tables: vec![None, Some(vec![1; m])],
+            ..Block::plain(&short)
+        },
+        _ => Block {
+            tables: vec![Some(incomplete.clone()), None],
+            ..Block::plain(&short)
+        },
+    };
+    let cases = [
+        ("randomised", "deprecated randomized files"),
+        ("run count 0 then the run's byte", "block checksum mismatch"),
+        ("over-full table, unused", "equal symbols in Huffman tree"),
+        ("incomplete table, used", ""),
+    ];
+    for (name, go_says) in cases {
+        let alone = craft::stream(9, &[bad(name)]);
+        let (go, c_ok) = references(&alone);
+        assert!(c_ok, "{name}: bzip2 -t accepts it");
+        let go_err = go["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: Go accepts: {go}"));
+        assert!(go_err.contains(go_says), "{name}: Go says {go_err}");
+        let e = assert_same(&alone, &FEEDS, &SETUPS).expect_err(name);
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "{name}: {e}");
+        assert!(e.to_string().contains("containers/image"), "{name}: {e}");
+        assert_eq!(e.offset(), Some(4), "{name}: the block's start");
+        // Among good blocks, where the parallel decoder cuts the stream into blocks.
+        let mixed = craft::stream(
+            9,
+            &[
+                good(&text[..700]),
+                good(&text[700..1400]),
+                bad(name),
+                good(&text[1400..]),
+            ],
+        );
+        let (go, c_ok) = references(&mixed);
+        assert!(c_ok && go.get("error").is_some(), "{name}, mixed: {go}");
+        let e = assert_same(&mixed, &FEEDS, &SETUPS).expect_err(name);
+        assert!(e.to_string().contains("containers/image"), "{name}: {e}");
+    }
+}
+
+/// What both accept stays accepted: a count of 0 followed by the run's byte where Go's output
+/// is libbzip2's all the same (at the block's end), and an incomplete table no group uses.
+#[test]
+fn blocks_both_accept_are_decoded() {
+    use craft::{Block, complete_lengths};
+    let text = payload(2000, 12);
+    let short = craft::rle1(&text[..500]);
+    let mut used = [false; 256];
+    short.iter().for_each(|&c| used[usize::from(c)] = true);
+    let m = used.iter().filter(|&&u| u).count() + 2;
+    let mut incomplete = complete_lengths(m);
+    incomplete[0] += 1;
+    let cases = [
+        Block::plain(&[&short[..], b"qqqq\0q"].concat()),
+        Block {
+            tables: vec![None, Some(incomplete)],
+            ..Block::plain(&short)
+        },
+    ];
+    for (i, b) in cases.into_iter().enumerate() {
+        let expected = craft::libbzip2_output(&b.pre_rle);
+        let data = craft::stream(9, &[good(&text[..900]), b, good(&text[900..])]);
+        let (go, c_ok) = references(&data);
+        assert!(c_ok, "case {i}: bzip2 -t");
+        assert!(go.get("error").is_none(), "case {i}: Go: {go}");
+        let out = assert_same(&data, &FEEDS, &SETUPS).unwrap();
+        assert_eq!(out, bzip2(&["-d"], &data), "case {i}: as bzip2 -d");
+        assert!(
+            out.windows(expected.len()).any(|w| w == expected),
+            "case {i}"
+        );
+        assert_eq!(
+            go["diff_size"].as_u64(),
+            Some(out.len() as u64),
+            "case {i}: Go's size"
+        );
+    }
+}

@@ -37,9 +37,20 @@ pub(super) struct Walker {
     /// Decoded bytes the blocks walked so far can produce at most.
     bound: u64,
     pub(super) done: bool,
+    /// Frames with a window over `2^window_log` are left to the streaming decoder, which
+    /// refuses them (0: 2^29, containers/image's limit).
+    window_log: u32,
 }
 
 impl Walker {
+    /// A walker that leaves frames with a window over `2^window_log` to the streaming decoder.
+    pub(super) fn limited(window_log: u32) -> Walker {
+        Walker {
+            window_log,
+            ..Walker::default()
+        }
+    }
+
     /// Goes as far as `frame` allows.
     pub(super) fn walk(&mut self, frame: &[u8]) -> Walk {
         loop {
@@ -95,9 +106,12 @@ impl Walker {
                     let base = 1u64 << log;
                     base + (base / 8) * u64::from(wd & 7)
                 };
-                if window > 1 << WINDOW_LOG_MAX
-                    || self.content_size.is_some_and(|n| n > BUFFER_MAX / 2)
-                {
+                let log = if self.window_log == 0 {
+                    WINDOW_LOG_MAX
+                } else {
+                    self.window_log
+                };
+                if window > 1 << log || self.content_size.is_some_and(|n| n > BUFFER_MAX / 2) {
                     return Walk::Stream;
                 }
                 self.block_max = window.min(BLOCK_SIZE_MAX);

@@ -22,6 +22,33 @@ use crate::error::{Error, ErrorKind, Result};
 /// containers/image (klauspost/compress) refuses windows over 512 MiB = 2^29.
 const WINDOW_LOG_MAX: u32 = 29;
 
+/// The largest window (as a power of two) a frame may have under the decoder memory limit
+/// `limit` (bytes): the largest power of two within it, at most 2^29 (containers/image's
+/// limit) and at least 2^10 (the smallest window the format has). libzstd allocates the
+/// window (and ~130 KiB of block buffers beside it), so this is what bounds its memory; a frame
+/// needing more is refused before anything is allocated, as `zstd -d --memory=LIMIT` does.
+pub(super) fn window_log(limit: u64) -> u32 {
+    (63 - limit.max(1).leading_zeros()).clamp(10, WINDOW_LOG_MAX)
+}
+
+/// The error of a frame whose window exceeds `2^window_log`.
+fn window_error(window_log: u32) -> Error {
+    if window_log >= WINDOW_LOG_MAX {
+        return Error::new(
+            ErrorKind::LimitExceeded,
+            "frame window larger than 512 MiB (containers/image's limit)",
+        );
+    }
+    Error::new(
+        ErrorKind::LimitExceeded,
+        format!(
+            "frame window larger than {} bytes, the most the decoder memory limit allows \
+             (decoder_memory_limit)",
+            1u64 << window_log
+        ),
+    )
+}
+
 pub(super) struct ZstdDecoder {
     dctx: DCtx<'static>,
     /// The last call ended exactly at a frame boundary with everything flushed.
@@ -30,27 +57,31 @@ pub(super) struct ZstdDecoder {
     frames: u64,
     offset: u64,
     frame_start: u64,
+    /// Frames with a window over `2^window_log` are refused.
+    window_log: u32,
 }
 
-/// A decompression context with our limits.
-fn new_dctx() -> Result<DCtx<'static>> {
+/// A decompression context with our limits: windows up to `2^window_log`.
+fn new_dctx(window_log: u32) -> Result<DCtx<'static>> {
     let mut dctx = DCtx::try_create()
         .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot allocate a zstd context"))?;
-    dctx.set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
+    dctx.set_parameter(DParameter::WindowLogMax(window_log))
         .map_err(|code| zstd_error(code, false))?;
     Ok(dctx)
 }
 
 impl ZstdDecoder {
-    pub(super) fn new() -> Result<Self> {
-        ZstdDecoder::resume(0, 0)
+    /// A decoder refusing frames with a window over `2^window_log` (see [`window_log`]).
+    pub(super) fn new(window_log: u32) -> Result<Self> {
+        ZstdDecoder::resume(0, 0, window_log)
     }
 
     /// A decoder in the state the sequential one has after `frames` frames ending at
     /// `offset` (the parallel decoder hands frames over to it there).
-    fn resume(frames: u64, offset: u64) -> Result<Self> {
+    fn resume(frames: u64, offset: u64, window_log: u32) -> Result<Self> {
         Ok(ZstdDecoder {
-            dctx: new_dctx()?,
+            dctx: new_dctx(window_log)?,
+            window_log,
             at_boundary: frames > 0,
             frames,
             offset,
@@ -79,7 +110,10 @@ impl ZstdDecoder {
                 Ok((consumed, produced))
             }
             Err(code) => {
-                let err = zstd_error(code, self.at_boundary && self.frames > 0);
+                let mut err = zstd_error(code, self.at_boundary && self.frames > 0);
+                if err.kind() == ErrorKind::LimitExceeded {
+                    err = window_error(self.window_log);
+                }
                 Err(err.at(self.frame_start))
             }
         }

@@ -43,11 +43,13 @@ pub(in crate::decode) struct ParZstdDecoder {
     finishing: bool,
     failed: Option<Error>,
     pub(super) submitted: u64,
+    /// Frames with a window over `2^window_log` are refused (see `super::window_log`).
+    window_log: u32,
 }
 
 impl ParZstdDecoder {
     /// A decoder with `helpers`; `None` if no helper thread could start.
-    pub(in crate::decode) fn new(helpers: Helpers) -> Option<Self> {
+    pub(in crate::decode) fn new(helpers: Helpers, window_log: u32) -> Option<Self> {
         let crew = Crew::new(helpers.permit, helpers.max, || None, "zstd")?;
         Some(ParZstdDecoder {
             crew,
@@ -55,7 +57,8 @@ impl ParZstdDecoder {
             replay: Vec::new(),
             replay_pos: 0,
             frame: Vec::new(),
-            walker: Walker::default(),
+            walker: Walker::limited(window_log),
+            window_log,
             skipping: 0,
             frames: 0,
             pos: 0,
@@ -122,10 +125,14 @@ impl ParZstdDecoder {
 
     /// Hands the current frame, as gathered so far, to the streaming decoder.
     fn stream_frame(&mut self) -> Result<()> {
-        self.seq = Some(ZstdDecoder::resume(self.frames, self.frame_start)?);
+        self.seq = Some(ZstdDecoder::resume(
+            self.frames,
+            self.frame_start,
+            self.window_log,
+        )?);
         self.replay = std::mem::take(&mut self.frame);
         self.replay_pos = 0;
-        self.walker = Walker::default();
+        self.walker = Walker::limited(self.window_log);
         Ok(())
     }
 
@@ -135,13 +142,14 @@ impl ParZstdDecoder {
         self.charged += charge;
         let frame = std::mem::take(&mut self.frame);
         let (bound, start) = (self.walker.output_bound(), self.frame_start);
+        let log = self.window_log;
         self.crew.submit(Box::new(move |dctx, out, stop| {
-            decode_frame(dctx, &frame, bound, out, stop).map_err(|e| e.at(start))
+            decode_frame(dctx, &frame, bound, out, stop, log).map_err(|e| e.at(start))
         }));
         self.submitted += 1;
         self.frames += 1;
         self.frame_start = self.pos;
-        self.walker = Walker::default();
+        self.walker = Walker::limited(self.window_log);
     }
 
     fn run(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
@@ -209,7 +217,7 @@ impl ParZstdDecoder {
                 }
                 Walk::Skip(len) => {
                     self.frame.clear();
-                    self.walker = Walker::default();
+                    self.walker = Walker::limited(self.window_log);
                     self.skipping = len;
                     if len == 0 {
                         self.frames += 1;
@@ -285,6 +293,7 @@ fn decode_frame(
     bound: u64,
     out: &mut Vec<u8>,
     stop: &AtomicBool,
+    window_log: u32,
 ) -> Result<usize> {
     let dctx = match dctx {
         Some(d) => {
@@ -292,7 +301,7 @@ fn decode_frame(
                 .map_err(|code| zstd_error(code, false))?;
             d
         }
-        None => dctx.insert(new_dctx()?),
+        None => dctx.insert(new_dctx(window_log)?),
     };
     // One spare byte, so that a frame decoding to more than it may fails as when streamed.
     let mut n = usize::try_from(bound).expect("bounded by BUFFER_MAX") + 1;

@@ -79,13 +79,13 @@ fn skippable(payload: &[u8]) -> Vec<u8> {
 
 fn decoder(helpers: usize) -> Box<dyn Decode> {
     if helpers == 0 {
-        return Box::new(ZstdDecoder::new().unwrap());
+        return Box::new(ZstdDecoder::new(super::WINDOW_LOG_MAX).unwrap());
     }
     let helpers = Helpers {
         permit: Permit::for_tests(helpers),
         max: helpers,
     };
-    Box::new(ParZstdDecoder::new(helpers).unwrap())
+    Box::new(ParZstdDecoder::new(helpers, super::WINDOW_LOG_MAX).unwrap())
 }
 
 /// Feeds `data` in pieces of up to `max_in` bytes into output buffers of up to `max_out`
@@ -275,10 +275,13 @@ fn splits_wants_small_frames() {
 fn frames_go_to_the_crew() {
     let data = payload(200_000, 6);
     let z = frames(&data, 10_000, &["-1"]);
-    let mut dec = ParZstdDecoder::new(Helpers {
-        permit: Permit::for_tests(2),
-        max: 2,
-    })
+    let mut dec = ParZstdDecoder::new(
+        Helpers {
+            permit: Permit::for_tests(2),
+            max: 2,
+        },
+        super::WINDOW_LOG_MAX,
+    )
     .unwrap();
     let mut out = vec![0; 1 << 20];
     let mut input = &z[..];

@@ -7,7 +7,8 @@ use super::ParBzip2Decoder;
 use super::cut::Cut;
 use crate::decode::Decode;
 use crate::decode::bzip2::forge::synthetic_prefix;
-use crate::decode::bzip2::{stream_error, truncated};
+use crate::decode::bzip2::gocheck::GoCheck;
+use crate::decode::bzip2::{refused, stream_error, truncated};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The rest of a stream decoded sequentially from a block start (see the module docs).
@@ -22,6 +23,8 @@ pub(super) struct Streaming {
     delta: i64,
     /// Decoded bytes of the synthetic block still to drop.
     skip: usize,
+    /// Go's reading of the bytes fed (see `gocheck.rs`).
+    check: GoCheck,
 }
 
 /// What a sequential part of the parallel decoder did.
@@ -66,6 +69,7 @@ impl ParBzip2Decoder {
             next,
             delta: (start / 8) as i64 - (head_bits / 8) as i64,
             skip,
+            check: GoCheck::new(),
         });
         Ok(())
     }
@@ -97,6 +101,10 @@ impl ParBzip2Decoder {
         let status = st.dec.decompress(src, target);
         let consumed = st.dec.total_in() - in0;
         let produced = (st.dec.total_out() - out0) as usize;
+        if let Err(r) = st.check.feed(&src[..consumed as usize]) {
+            let byte = (r.magic_bit / 8) as i64 + st.delta;
+            return Err(refused(&r, self.streams + 1, byte.max(0) as u64));
+        }
         if from_head {
             st.head_pos += consumed as usize;
         } else {
@@ -110,6 +118,10 @@ impl ParBzip2Decoder {
         };
         match status {
             Ok(Status::StreamEnd) => {
+                if let Err(r) = st.check.finish() {
+                    let byte = (r.magic_bit / 8) as i64 + st.delta;
+                    return Err(refused(&r, self.streams + 1, byte.max(0) as u64));
+                }
                 let next = (st.dec.total_in() as i64 + st.delta) as u64;
                 self.streams += 1;
                 self.streaming = None;
