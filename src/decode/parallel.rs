@@ -322,17 +322,41 @@ mod tests {
 
     #[test]
     fn dropping_stops_running_jobs() {
+        use std::sync::atomic::AtomicUsize;
+        let started = Arc::new(AtomicUsize::new(0));
+        let stopped = Arc::new(AtomicUsize::new(0));
         let mut c = crew(2).unwrap();
         for _ in 0..10 {
-            c.submit(Box::new(|_, _, stop: &AtomicBool| {
+            let (started, stopped) = (Arc::clone(&started), Arc::clone(&stopped));
+            c.submit(Box::new(move |_, _, stop: &AtomicBool| {
+                started.fetch_add(1, Ordering::AcqRel);
                 while !stop.load(Ordering::Acquire) {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
+                stopped.fetch_add(1, Ordering::AcqRel);
                 0
             }));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Wait (up to a generous deadline) until a helper runs a job.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while started.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         drop(c);
+        // The drop joined the helpers: every job that started saw the stop flag and ended.
+        let (s, e) = (
+            started.load(Ordering::Acquire),
+            stopped.load(Ordering::Acquire),
+        );
+        assert!(s >= 1, "no job ran");
+        assert_eq!(s, e, "a running job was not stopped");
+        // Nothing runs after the drop returned.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            started.load(Ordering::Acquire),
+            s,
+            "a job started after the drop"
+        );
     }
 
     #[test]

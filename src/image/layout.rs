@@ -172,6 +172,9 @@ pub(crate) fn plan(
     Ok((plans, Some(indexes)))
 }
 
+// The recursion carries the walk's context (store, depth, platform, what was seen) and its
+// outputs; a struct for them would only rename these arguments.
+#[allow(clippy::too_many_arguments)]
 fn walk(
     store: &dyn Store,
     index: &ImageIndex,

@@ -235,7 +235,9 @@ fn truncations_and_corruptions_fail_as_sequential() {
 #[test]
 fn corpus_as_sequential() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers/zstd");
+    let mut files = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
+        files += 1;
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
         let twice = [data.clone(), data.clone()].concat();
@@ -245,6 +247,7 @@ fn corpus_as_sequential() {
             assert!(seq == par, "{}: {seq:?} vs {par:?}", path.display());
         }
     }
+    assert!(files > 0, "the vendored zstd corpus is missing");
 }
 
 #[test]
