@@ -132,7 +132,7 @@ pub(super) fn account(
     match max {
         Some(max) if *produced > max => Err(Error::new(
             ErrorKind::LimitExceeded,
-            format!("decoded stream exceeds the maximum size of {max} bytes"),
+            format!("decoded stream exceeds the maximum size of {max} bytes (option max_size)"),
         )
         .in_format(format)),
         _ => Ok(()),
@@ -178,7 +178,7 @@ pub(super) fn report(
     let tar = diff.tar.finish();
     if opts.require_tar {
         if let Some(err) = tar.to_error() {
-            return Err(err);
+            return Err(err.in_format(format));
         }
     }
     Ok(Report {
