@@ -19,22 +19,30 @@ pub(super) use self::parallel::ParBzip2Decoder;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
-/// `kind` error of the decoder for stream `stream` (counted from 1) starting at `start`.
-fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
+/// The error libbzip2 gave decoding stream `stream` (counted from 1) starting at byte
+/// `start`, found at byte `at`: libbzip2 reads its input a bit at a time and stops where it
+/// sees the fault (for a block CRC, the end of the block whose CRC differs), so `at` is the
+/// same whichever way the input was cut.
+fn stream_error(e: BzError, stream: u64, start: u64, at: u64) -> Error {
     let what = match e {
         BzError::DataMagic => "bad stream magic".to_string(),
         BzError::Data => "invalid data or CRC mismatch".to_string(),
         other => other.to_string(),
     };
-    Error::new(ErrorKind::Corrupt, format!("{what} in stream {stream}")).at(start)
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("{what} in stream {stream} (which starts at byte {start})"),
+    )
+    .at(at)
 }
 
-fn truncated(stream: u64, start: u64) -> Error {
+/// The input ended at byte `end`, inside stream `stream` starting at byte `start`.
+fn truncated(stream: u64, start: u64, end: u64) -> Error {
     Error::new(
         ErrorKind::Truncated,
-        format!("data ends inside stream {stream}"),
+        format!("data ends inside stream {stream} (which starts at byte {start})"),
     )
-    .at(start)
+    .at(end)
 }
 
 pub(super) struct Bzip2Decoder {
@@ -92,7 +100,14 @@ impl Bzip2Decoder {
                 )
                 .at(self.stream_start));
             }
-            Err(e) => return Err(stream_error(e, self.streams + 1, self.stream_start)),
+            Err(e) => {
+                return Err(stream_error(
+                    e,
+                    self.streams + 1,
+                    self.stream_start,
+                    self.offset + consumed as u64,
+                ));
+            }
         }
         Ok((consumed, produced))
     }
@@ -111,6 +126,6 @@ impl Decode for Bzip2Decoder {
         if produced > 0 || self.at_boundary {
             return Ok((produced, self.at_boundary && produced == 0));
         }
-        Err(truncated(self.streams + 1, self.stream_start))
+        Err(truncated(self.streams + 1, self.stream_start, self.offset))
     }
 }

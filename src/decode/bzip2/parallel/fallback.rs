@@ -121,13 +121,16 @@ impl ParBzip2Decoder {
             Ok(_) if consumed == 0 && produced == 0 => {
                 if src.is_empty() {
                     // `finishing`: the input ended inside the stream.
-                    Err(truncated(self.streams + 1, self.stream_start))
+                    Err(truncated(self.streams + 1, self.stream_start, st.next))
                 } else {
                     Ok(Flow::NeedInput)
                 }
             }
             Ok(_) => Ok(Flow::Progressed(wrote)),
-            Err(e) => Err(stream_error(e, self.streams + 1, self.stream_start)),
+            Err(e) => {
+                let at = (st.dec.total_in() as i64 + st.delta) as u64;
+                Err(stream_error(e, self.streams + 1, self.stream_start, at))
+            }
         }
     }
 
