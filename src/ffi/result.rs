@@ -28,6 +28,7 @@ pub struct diffid_result {
     tar_end_marker: bool,
     tar_error: Option<CString>,
     error: Option<CString>,
+    error_offset: u64,
 }
 
 impl diffid_result {
@@ -47,6 +48,7 @@ impl diffid_result {
                 tar_end_marker: r.tar.end_marker,
                 tar_error: r.tar.to_error().map(|e| c_string(&e.to_string())),
                 error: None,
+                error_offset: DIFFID_OFFSET_UNKNOWN,
             },
             Err(e) => diffid_result {
                 code: code_of(e.kind()),
@@ -62,6 +64,7 @@ impl diffid_result {
                 tar_end_marker: false,
                 tar_error: None,
                 error: Some(c_string(&e.to_string())),
+                error_offset: e.offset().unwrap_or(DIFFID_OFFSET_UNKNOWN),
             },
         }
     }
@@ -94,6 +97,21 @@ pub extern "C" fn diffid_result_error(r: *const diffid_result) -> *const c_char 
     read(r, std::ptr::null(), |r| c_ptr(&r.error))
 }
 
+/// What `diffid_result_error_offset` returns when the error concerns no place in the input:
+/// `UINT64_MAX`, never a real offset.
+pub const DIFFID_OFFSET_UNKNOWN: u64 = u64::MAX;
+
+/// The byte offset in the blob (the compressed input, from 0) of the fault behind the error
+/// the result holds: the exact byte when the decoder knows it (a non-zero xz block padding
+/// byte, a gzip trailer, the end of a truncated input), else the start of the smallest unit
+/// holding it (a zstd block or checksum, a gzip member, ...), which the message names.
+/// `DIFFID_OFFSET_UNKNOWN` on success, when the error concerns no place in the input (an
+/// option, a cancel, the maximum size, an invalid tar stream), or when `r` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn diffid_result_error_offset(r: *const diffid_result) -> u64 {
+    read(r, DIFFID_OFFSET_UNKNOWN, |r| r.error_offset)
+}
+
 /// The blob digest (over the raw bytes), as `"sha256:<64 hex digits>"` (or `sha512:`,
 /// `blake3:`): the layer descriptor's digest. NULL when the result holds an error or `r` is
 /// NULL.
@@ -123,9 +141,10 @@ pub extern "C" fn diffid_result_diff_size(r: *const diffid_result) -> u64 {
     read(r, 0, |r| r.diff_size)
 }
 
-/// The detected compression. `DIFFID_FORMAT_NONE` also when the format is not known (an
-/// error result from a file that could not be read, NULL `r`): `diffid_result_format_name`
-/// tells the two apart.
+/// The detected compression, on success and on error alike (an error found after the first
+/// bytes were read keeps the format: `DIFFID_FORMAT_NONE` for an uncompressed blob).
+/// `DIFFID_FORMAT_NONE` also when the format is not known (the input could not be read at
+/// all, NULL `r`): `diffid_result_format_name` tells the two apart.
 #[unsafe(no_mangle)]
 pub extern "C" fn diffid_result_format(r: *const diffid_result) -> diffid_format {
     read(r, diffid_format::None, |r| {
@@ -134,7 +153,8 @@ pub extern "C" fn diffid_result_format(r: *const diffid_result) -> diffid_format
 }
 
 /// The name of the detected compression: `"none"`, `"gzip"`, `"bzip2"`, `"xz"` or
-/// `"zstd"`; NULL when it is not known (an error before or outside decoding, NULL `r`).
+/// `"zstd"`, on success and on error alike; NULL only when it is not known (the input could
+/// not be read at all, a bad option, NULL `r`).
 #[unsafe(no_mangle)]
 pub extern "C" fn diffid_result_format_name(r: *const diffid_result) -> *const c_char {
     read(r, std::ptr::null(), |r| c_ptr(&r.format_name))
