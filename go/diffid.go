@@ -118,7 +118,7 @@ func DigestReader(r io.Reader, opts ...Option) (*Result, error) {
 func digestFd(f *os.File, opts []Option) (*Result, error) {
 	sc, err := f.SyscallConn()
 	if err != nil {
-		return nil, &Error{Code: CodeIO, Message: "reading input: " + err.Error(), cause: err}
+		return nil, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + err.Error(), cause: err}
 	}
 	var res *Result
 	var derr error
@@ -131,7 +131,7 @@ func digestFd(f *os.File, opts []Option) (*Result, error) {
 		})
 	})
 	if cerr != nil {
-		return nil, &Error{Code: CodeIO, Message: "reading input: " + cerr.Error(), cause: cerr}
+		return nil, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + cerr.Error(), cause: cerr}
 	}
 	return res, derr
 }

@@ -5,6 +5,8 @@ package diffid
 import "C"
 
 import (
+	"math"
+
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -99,10 +101,10 @@ func takeResult(code C.diffid_code, r *C.diffid_result) (*Result, error) {
 	}
 	defer C.diffid_result_free(r)
 	if c := Code(C.diffid_result_code(r)); c != CodeOK {
-		return nil, newError(c, goString(C.diffid_result_error(r)))
+		return nil, resultError(c, r)
 	}
 	if c := Code(code); c != CodeOK { // a result that says OK under a failing call: trust the call
-		return nil, newError(c, goString(C.diffid_result_error(r)))
+		return nil, resultError(c, r)
 	}
 	res := &Result{
 		MediaType:  goString(C.diffid_result_media_type(r)),
@@ -123,6 +125,16 @@ func takeResult(code C.diffid_code, r *C.diffid_result) (*Result, error) {
 		res.Format = Format(goString(C.diffid_result_format_name(r)))
 	}
 	return res, nil
+}
+
+// resultError is the error an error result r holds, as code c.
+func resultError(c Code, r *C.diffid_result) *Error {
+	e := newError(c, goString(C.diffid_result_error(r)))
+	e.Format = Format(goString(C.diffid_result_format_name(r)))
+	if off := uint64(C.diffid_result_error_offset(r)); off != uint64(C.DIFFID_OFFSET_UNKNOWN) && off <= math.MaxInt64 {
+		e.Offset = int64(off)
+	}
+	return e
 }
 
 // cName is the C library's name of c (diffid_code_name), "" for a number that is no code.
