@@ -19,11 +19,11 @@ pub(super) use self::parallel::ParBzip2Decoder;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
-/// The error libbzip2 gave decoding stream `stream` (counted from 1) starting at byte
-/// `start`, found at byte `at`: libbzip2 reads its input a bit at a time and stops where it
-/// sees the fault (for a block CRC, the end of the block whose CRC differs), so `at` is the
-/// same whichever way the input was cut.
-fn stream_error(e: BzError, stream: u64, start: u64, at: u64) -> Error {
+/// The error the decoder gave in stream `stream` (counted from 1) starting at byte `start`,
+/// which is the error's offset. Not where the decoder stopped: the decoder (libbz2-rs-sys)
+/// reads up to 8 bytes ahead when they are there, so that place depends on how the input
+/// was cut, and the sequential and parallel paths must give one answer.
+fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
     let what = match e {
         BzError::DataMagic => "bad stream magic".to_string(),
         BzError::Data => "invalid data or CRC mismatch".to_string(),
@@ -33,7 +33,7 @@ fn stream_error(e: BzError, stream: u64, start: u64, at: u64) -> Error {
         ErrorKind::Corrupt,
         format!("{what} in stream {stream} (which starts at byte {start})"),
     )
-    .at(at)
+    .at(start)
 }
 
 /// The input ended at byte `end`, inside stream `stream` starting at byte `start`.
@@ -101,12 +101,7 @@ impl Bzip2Decoder {
                 .at(self.stream_start));
             }
             Err(e) => {
-                return Err(stream_error(
-                    e,
-                    self.streams + 1,
-                    self.stream_start,
-                    self.offset + consumed as u64,
-                ));
+                return Err(stream_error(e, self.streams + 1, self.stream_start));
             }
         }
         Ok((consumed, produced))

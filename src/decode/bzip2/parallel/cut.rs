@@ -97,9 +97,10 @@ impl ParBzip2Decoder {
                             return self.stream_rest(start);
                         }
                         let crc = bits(&self.buf, rel + 48, 32) as u32;
-                        let end = (start + 80).div_ceil(8);
-                        self.plan.push_back(Item::End { crc, end });
-                        self.cut = Cut::Header { byte: end };
+                        self.plan.push_back(Item::End { crc });
+                        self.cut = Cut::Header {
+                            byte: (start + 80).div_ceil(8),
+                        };
                         CutStep::Progress
                     }
                     BLOCK_MAGIC => {

@@ -127,10 +127,7 @@ impl ParBzip2Decoder {
                 }
             }
             Ok(_) => Ok(Flow::Progressed(wrote)),
-            Err(e) => {
-                let at = (st.dec.total_in() as i64 + st.delta) as u64;
-                Err(stream_error(e, self.streams + 1, self.stream_start, at))
-            }
+            Err(e) => Err(stream_error(e, self.streams + 1, self.stream_start)),
         }
     }
 

@@ -36,8 +36,8 @@ enum Item {
     Header { byte: u64, level: u8 },
     /// A piece believed to be one block, submitted to the crew: bits `start..end`.
     Block { start: u64, end: u64, crc: u32 },
-    /// An end-of-stream marker with this stored combined CRC, ending before byte `end`.
-    End { crc: u32, end: u64 },
+    /// An end-of-stream marker with this stored combined CRC.
+    End { crc: u32 },
     /// The rest of the stream, from the block start `start` (bit), decoded as it streams.
     Stream { start: u64 },
     /// Everything from this byte on, decoded by the sequential decoder (what follows the last
@@ -188,15 +188,13 @@ impl ParBzip2Decoder {
                     self.level = level;
                     self.combined = 0;
                 }
-                Item::End { crc, end } => {
+                Item::End { crc } => {
                     self.plan.pop_front();
                     if crc != self.combined {
-                        // Where libbzip2 sees it: once the stored CRC is read.
                         return Err(stream_error(
                             BzError::Data,
                             self.streams + 1,
                             self.stream_start,
-                            end,
                         ));
                     }
                     self.streams += 1;
