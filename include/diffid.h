@@ -480,6 +480,27 @@ bool diffid_result_tar_end_marker(const diffid_result *r);
 const char *diffid_result_tar_error(const diffid_result *r);
 
 /**
+ * The number of warnings of a successful result: what is no error but an importer may want
+ * to know (an empty layer, compressed data behind a leading zstd skippable frame, entry types
+ * some extractors do not apply, data after the tar end marker). 0 for most layers, for an
+ * error result, and when `r` is NULL.
+ */
+size_t diffid_result_warning_count(const diffid_result *r);
+
+/**
+ * The message of warning `i` (from 0, below `diffid_result_warning_count`), e.g. `"empty
+ * layer: the tar stream has no entries"`; NULL when `i` is out of range or `r` is NULL.
+ */
+const char *diffid_result_warning(const diffid_result *r, size_t i);
+
+/**
+ * The stable code of warning `i`: `"empty_layer"`, `"compressed_after_skippable_frame"`,
+ * `"extractor_dependent_entry"` or `"data_after_end_marker"` (new codes may come); NULL
+ * when `i` is out of range or `r` is NULL. Static: valid for the life of the process.
+ */
+const char *diffid_result_warning_code(const diffid_result *r, size_t i);
+
+/**
  * Frees a result and every string it returned. NULL is a no-op.
  */
 void diffid_result_free(diffid_result *r);

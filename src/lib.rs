@@ -28,6 +28,7 @@ mod options;
 mod pipeline;
 mod pool;
 mod tar;
+mod warning;
 
 use std::fs::File;
 use std::io::Read;
@@ -40,6 +41,7 @@ pub use crate::hash::{Algorithm, Digest};
 pub use crate::options::{DEFAULT_DECODER_MEMORY_LIMIT, Options};
 pub use crate::pipeline::{CancelHandle, Digester, Report};
 pub use crate::tar::{TarError, TarVerdict};
+pub use crate::warning::Warning;
 
 /// The version of this library, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -16,6 +16,7 @@
 //! The 512-byte header layout comes from the `tar` crate.
 
 use crate::error::{Error, ErrorKind};
+use crate::warning::Warning;
 
 const BLOCK: usize = 512;
 /// Go refuses PAX and GNU long-name headers larger than this (`maxSpecialFileSize`).
@@ -99,6 +100,10 @@ pub struct TarParser {
     end_marker: bool,
     offset: u64,
     header_offset: u64,
+    /// What is no error but worth telling (see [`Warning`]), each kind once.
+    pub(crate) warnings: Vec<Warning>,
+    /// Looking for a non-zero byte after the end marker.
+    after_end_seen: bool,
 }
 
 impl Default for TarParser {
@@ -125,6 +130,8 @@ impl TarParser {
             end_marker: false,
             offset: 0,
             header_offset: 0,
+            warnings: Vec::new(),
+            after_end_seen: false,
         }
     }
 
@@ -132,6 +139,16 @@ impl TarParser {
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if matches!(self.phase, Phase::Ended | Phase::Failed(_)) {
+                if matches!(self.phase, Phase::Ended) && !self.after_end_seen {
+                    // Zeros after the marker are the usual padding to a record; anything
+                    // else Go ignores, and other tools may read.
+                    if let Some(i) = data.iter().position(|&b| b != 0) {
+                        self.after_end_seen = true;
+                        self.warnings.push(Warning::DataAfterEndMarker {
+                            offset: self.offset + i as u64,
+                        });
+                    }
+                }
                 self.offset += data.len() as u64;
                 return;
             }
@@ -314,6 +331,16 @@ impl TarParser {
                 }
                 let data = data as u64;
                 self.entries += 1;
+                if matches!(typeflag, b'S' | b'D')
+                    && !self.warnings.iter().any(|w| {
+                        matches!(w, Warning::ExtractorDependentEntry { typeflag: t, .. } if *t == typeflag)
+                    })
+                {
+                    self.warnings.push(Warning::ExtractorDependentEntry {
+                        offset: self.header_offset,
+                        typeflag,
+                    });
+                }
                 if typeflag == b'S' && format == HeaderFormat::Gnu && self.block[482] != 0 {
                     self.ext_blocks = true;
                     self.after_ext = data;

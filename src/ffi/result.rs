@@ -4,7 +4,7 @@ use std::ffi::{CString, c_char};
 
 use super::codes::{code_of, diffid_code, diffid_format, format_of};
 use super::guard::{OnPanic, c_string, guard};
-use crate::{Format, Report};
+use crate::{Format, Report, Warning};
 
 /// The outcome of one digest computation: the digests, sizes, format and tar verdict, or
 /// the error that replaced them (its code and message). Made by `diffid_digest_file`,
@@ -29,6 +29,8 @@ pub struct diffid_result {
     tar_error: Option<CString>,
     error: Option<CString>,
     error_offset: u64,
+    /// (code, message) of each warning.
+    warnings: Vec<(&'static std::ffi::CStr, CString)>,
 }
 
 impl diffid_result {
@@ -49,6 +51,11 @@ impl diffid_result {
                 tar_error: r.tar.to_error().map(|e| c_string(&e.to_string())),
                 error: None,
                 error_offset: DIFFID_OFFSET_UNKNOWN,
+                warnings: r
+                    .warnings
+                    .iter()
+                    .map(|w| (warning_code(w), c_string(&w.to_string())))
+                    .collect(),
             },
             Err(e) => diffid_result {
                 code: code_of(e.kind()),
@@ -65,8 +72,19 @@ impl diffid_result {
                 tar_error: None,
                 error: Some(c_string(&e.to_string())),
                 error_offset: e.offset().unwrap_or(DIFFID_OFFSET_UNKNOWN),
+                warnings: Vec::new(),
             },
         }
+    }
+}
+
+/// `Warning::code()` as static C strings (a test checks they agree).
+fn warning_code(w: &Warning) -> &'static std::ffi::CStr {
+    match w {
+        Warning::EmptyLayer => c"empty_layer",
+        Warning::CompressedAfterSkippableFrame { .. } => c"compressed_after_skippable_frame",
+        Warning::ExtractorDependentEntry { .. } => c"extractor_dependent_entry",
+        Warning::DataAfterEndMarker { .. } => c"data_after_end_marker",
     }
 }
 
@@ -196,6 +214,34 @@ pub extern "C" fn diffid_result_tar_error(r: *const diffid_result) -> *const c_c
     read(r, std::ptr::null(), |r| c_ptr(&r.tar_error))
 }
 
+/// The number of warnings of a successful result: what is no error but an importer may want
+/// to know (an empty layer, compressed data behind a leading zstd skippable frame, entry types
+/// some extractors do not apply, data after the tar end marker). 0 for most layers, for an
+/// error result, and when `r` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn diffid_result_warning_count(r: *const diffid_result) -> usize {
+    read(r, 0, |r| r.warnings.len())
+}
+
+/// The message of warning `i` (from 0, below `diffid_result_warning_count`), e.g. `"empty
+/// layer: the tar stream has no entries"`; NULL when `i` is out of range or `r` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn diffid_result_warning(r: *const diffid_result, i: usize) -> *const c_char {
+    read(r, std::ptr::null(), |r| {
+        r.warnings.get(i).map_or(std::ptr::null(), |w| w.1.as_ptr())
+    })
+}
+
+/// The stable code of warning `i`: `"empty_layer"`, `"compressed_after_skippable_frame"`,
+/// `"extractor_dependent_entry"` or `"data_after_end_marker"` (new codes may come); NULL
+/// when `i` is out of range or `r` is NULL. Static: valid for the life of the process.
+#[unsafe(no_mangle)]
+pub extern "C" fn diffid_result_warning_code(r: *const diffid_result, i: usize) -> *const c_char {
+    read(r, std::ptr::null(), |r| {
+        r.warnings.get(i).map_or(std::ptr::null(), |w| w.0.as_ptr())
+    })
+}
+
 /// Frees a result and every string it returned. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn diffid_result_free(r: *mut diffid_result) {
@@ -205,4 +251,24 @@ pub extern "C" fn diffid_result_free(r: *mut diffid_result) {
             drop(unsafe { Box::from_raw(r) });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_codes_are_the_rust_codes() {
+        for w in [
+            Warning::EmptyLayer,
+            Warning::CompressedAfterSkippableFrame { frame_len: 12 },
+            Warning::ExtractorDependentEntry {
+                offset: 0,
+                typeflag: b'S',
+            },
+            Warning::DataAfterEndMarker { offset: 0 },
+        ] {
+            assert_eq!(warning_code(&w).to_str().unwrap(), w.code());
+        }
+    }
 }

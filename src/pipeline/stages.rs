@@ -11,6 +11,7 @@ use crate::hash::Hasher;
 use crate::options::Options;
 use crate::pool::{Buf, CHUNK, Pool};
 use crate::tar::TarParser;
+use crate::warning::{Warning, skippable_then_zstd};
 
 /// The decode stage: detection on the first chunk, then the format's decoder.
 pub(super) struct DecodeStage {
@@ -144,17 +145,28 @@ pub(super) fn account(
 pub(super) struct DiffStage {
     hasher: Hasher,
     tar: TarParser,
+    /// The stream's first bytes (up to [`HEAD`]): for an uncompressed blob, the blob's, where
+    /// a leading zstd skippable frame would be.
+    head: Vec<u8>,
 }
+
+/// How many first bytes [`DiffStage`] keeps.
+const HEAD: usize = 4096;
 
 impl DiffStage {
     pub(super) fn new(opts: &Options) -> Self {
         DiffStage {
             hasher: Hasher::new(opts.algorithm),
             tar: TarParser::new(),
+            head: Vec::new(),
         }
     }
 
     pub(super) fn push(&mut self, data: &[u8], hash: bool) {
+        if self.head.len() < HEAD {
+            let n = (HEAD - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..n]);
+        }
         if hash {
             self.hasher.update(data);
         }
@@ -175,12 +187,22 @@ pub(super) fn report(
     } else {
         diff.hasher.finish()
     };
-    let tar = diff.tar.finish();
+    let mut tar = diff.tar;
+    let tar_warnings = std::mem::take(&mut tar.warnings);
+    let tar = tar.finish();
     if opts.require_tar {
         if let Some(err) = tar.to_error() {
             return Err(err.in_format(format));
         }
     }
+    let mut warnings = Vec::new();
+    if format == Format::None {
+        warnings.extend(skippable_then_zstd(&diff.head));
+    }
+    if tar.valid && tar.entries == 0 {
+        warnings.push(Warning::EmptyLayer);
+    }
+    warnings.extend(tar_warnings);
     Ok(Report {
         format,
         blob_digest,
@@ -188,5 +210,6 @@ pub(super) fn report(
         diff_id,
         diff_size,
         tar,
+        warnings,
     })
 }
