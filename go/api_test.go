@@ -1,6 +1,7 @@
 package diffid_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
@@ -84,6 +86,66 @@ func TestOptionsValidate(t *testing.T) {
 		if ref, _ := referenceDigest(blob, digest.SHA256); sameAsReference(res, ref) != "" {
 			t.Errorf("threads %d: %s", threads, sameAsReference(res, ref))
 		}
+	}
+}
+
+// Warnings reach Go: an empty layer, zstd behind a leading skippable frame (format none, as
+// containers/image says), GNU sparse and dump-directory entries, data after the end marker.
+func TestWarnings(t *testing.T) {
+	codes := func(blob []byte) (diffid.Format, []string) {
+		t.Helper()
+		res, err := diffid.DigestBytes(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c []string
+		for _, w := range res.Warnings {
+			if w.Message == "" {
+				t.Errorf("warning %s without a message", w.Code)
+			}
+			c = append(c, w.Code)
+		}
+		return res.Format, c
+	}
+	tarball := buildTar(smallEntries)
+	if f, c := codes(tarball); len(c) != 0 || f != diffid.FormatNone {
+		t.Errorf("a plain layer: %s %v", f, c)
+	}
+	if _, c := codes(nil); !reflect.DeepEqual(c, []string{"empty_layer"}) {
+		t.Errorf("empty input: %v", c)
+	}
+	// pzstd's first frame: skippable, 4 bytes of payload.
+	pz := append([]byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4}, goZstd(tarball, true)...)
+	if f, c := codes(pz); f != diffid.FormatNone || len(c) == 0 || c[0] != "compressed_after_skippable_frame" {
+		t.Errorf("pzstd: %s %v", f, c)
+	}
+	// Two empty regular files in GNU format, retyped 'D' and 'S' (Go's writer makes neither),
+	// their header checksums recomputed.
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, name := range []string{"dump", "sparse"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatGNU}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	typed := b.Bytes()
+	for i, typ := range []byte{'D', 'S'} {
+		h := typed[i*512 : (i+1)*512]
+		h[156] = typ
+		copy(h[148:156], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	}
+	if _, c := codes(goGzip(typed, gzipHeader(), 6)); !reflect.DeepEqual(c, []string{"extractor_dependent_entry", "extractor_dependent_entry"}) {
+		t.Errorf("sparse and dump-dir entries: %v", c)
+	}
+	after := append(clone(tarball), "trailing bytes"...)
+	if _, c := codes(goGzip(after, gzipHeader(), 6)); !reflect.DeepEqual(c, []string{"data_after_end_marker"}) {
+		t.Errorf("data after the end marker: %v", c)
 	}
 }
 
