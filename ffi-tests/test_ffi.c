@@ -665,6 +665,52 @@ static void test_error_format(void) {
     diffid_options_free(o);
 }
 
+static void test_warnings(void) {
+    diffid_result *r = NULL;
+    /* A plain layer: none. */
+    const layer *l = input("small.tar.gz");
+    CHECK_CODE(diffid_digest_file(l->path, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_warning_count(r) == 0);
+    CHECK(diffid_result_warning(r, 0) == NULL);
+    CHECK(diffid_result_warning_code(r, 0) == NULL);
+    diffid_result_free(r);
+    /* Empty input: an empty layer. */
+    CHECK_CODE(diffid_digest_buffer(NULL, 0, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_warning_count(r) == 1);
+    CHECK_STR(diffid_result_warning_code(r, 0), "empty_layer");
+    const char *msg = diffid_result_warning(r, 0);
+    CHECK(msg && strstr(msg, "empty layer") != NULL);
+    CHECK(diffid_result_warning(r, 1) == NULL);
+    diffid_result_free(r);
+    /* A zstd frame behind a skippable frame (as pzstd writes): format none, and a warning. */
+    static const uint8_t pz[] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4,
+                                 0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x01, 0x00, 0x00};
+    CHECK_CODE(diffid_digest_buffer(pz, sizeof pz, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_format(r) == DIFFID_FORMAT_NONE);
+    CHECK(diffid_result_warning_count(r) >= 1);
+    CHECK_STR(diffid_result_warning_code(r, 0), "compressed_after_skippable_frame");
+    diffid_result_free(r);
+    /* Data after the end marker: small.tar and more bytes. */
+    size_t len;
+    uint8_t *data = read_all(data_path("small.tar"), &len);
+    uint8_t *more = malloc(len + 5);
+    memcpy(more, data, len);
+    memcpy(more + len, "extra", 5);
+    CHECK_CODE(diffid_digest_buffer(more, len + 5, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_warning_count(r) == 1);
+    CHECK_STR(diffid_result_warning_code(r, 0), "data_after_end_marker");
+    diffid_result_free(r);
+    free(more);
+    free(data);
+    /* NULL and error results have none. */
+    CHECK(diffid_result_warning_count(NULL) == 0);
+    CHECK(diffid_result_warning(NULL, 0) == NULL);
+    CHECK(diffid_result_warning_code(NULL, 0) == NULL);
+    CHECK_CODE(diffid_digest_file(data_path("corrupt.gz"), NULL, &r), DIFFID_CORRUPT);
+    CHECK(diffid_result_warning_count(r) == 0);
+    diffid_result_free(r);
+}
+
 static void test_null_arguments(void) {
     const layer *l = input("small.tar.gz");
     diffid_result *r = NULL;
@@ -950,6 +996,7 @@ int main(int argc, char **argv) {
     run("bad_input", test_bad_input);
     run("error_offset", test_error_offset);
     run("error_format", test_error_format);
+    run("warnings", test_warnings);
     run("null_arguments", test_null_arguments);
     run("misuse", test_misuse);
     run("cancel", test_cancel);
