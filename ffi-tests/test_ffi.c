@@ -741,6 +741,101 @@ static void test_bad_input(void) {
     diffid_result_free(r);
 }
 
+static void test_error_offset(void) {
+    /* The offset of the fault, as a field: corrupt.gz has its trailer's CRC flipped (the
+     * trailer is the last 8 bytes), truncated.xz ends in the middle of a block (the fault is
+     * where the input ends). */
+    diffid_result *r = NULL;
+    size_t len;
+    uint8_t *data = read_all(data_path("corrupt.gz"), &len);
+    CHECK_CODE(diffid_digest_buffer(data, len, NULL, &r), DIFFID_CORRUPT);
+    CHECK(diffid_result_error_offset(r) == (uint64_t)len - 8);
+    diffid_result_free(r);
+    free(data);
+    data = read_all(data_path("truncated.xz"), &len);
+    CHECK_CODE(diffid_digest_buffer(data, len, NULL, &r), DIFFID_TRUNCATED);
+    CHECK(diffid_result_error_offset(r) == (uint64_t)len);
+    diffid_result_free(r);
+    free(data);
+    /* No place in the input: success, a missing file, NULL. */
+    const layer *l = input("small.tar.gz");
+    CHECK_CODE(diffid_digest_file(l->path, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_error_offset(r) == DIFFID_OFFSET_UNKNOWN);
+    diffid_result_free(r);
+    CHECK_CODE(diffid_digest_file(data_path("no-such-file"), NULL, &r), DIFFID_IO);
+    CHECK(diffid_result_error_offset(r) == DIFFID_OFFSET_UNKNOWN);
+    diffid_result_free(r);
+    CHECK(diffid_result_error_offset(NULL) == DIFFID_OFFSET_UNKNOWN);
+}
+
+static void test_error_format(void) {
+    /* An error found after the first bytes were read keeps the format, "none" included. */
+    diffid_options *o = NULL;
+    diffid_result *r = NULL;
+    CHECK_CODE(diffid_options_new(&o), DIFFID_OK);
+    CHECK_CODE(diffid_options_set_require_tar(o, true), DIFFID_OK);
+    CHECK_CODE(diffid_digest_file(data_path("notar.gz"), o, &r), DIFFID_INVALID_TAR);
+    CHECK_STR(diffid_result_format_name(r), "gzip");
+    diffid_result_free(r);
+    static const uint8_t text[] = "not a tar archive, not compressed either\n";
+    CHECK_CODE(diffid_digest_buffer(text, sizeof text - 1, o, &r), DIFFID_INVALID_TAR);
+    CHECK_STR(diffid_result_format_name(r), "none");
+    CHECK(diffid_result_format(r) == DIFFID_FORMAT_NONE);
+    diffid_result_free(r);
+    CHECK_CODE(diffid_options_set_require_tar(o, false), DIFFID_OK);
+    CHECK_CODE(diffid_options_set_max_size(o, 4), DIFFID_OK);
+    CHECK_CODE(diffid_digest_buffer(text, sizeof text - 1, o, &r), DIFFID_LIMIT_EXCEEDED);
+    CHECK_STR(diffid_result_format_name(r), "none");
+    diffid_result_free(r);
+    diffid_options_free(o);
+}
+
+static void test_warnings(void) {
+    diffid_result *r = NULL;
+    /* A plain layer: none. */
+    const layer *l = input("small.tar.gz");
+    CHECK_CODE(diffid_digest_file(l->path, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_warning_count(r) == 0);
+    CHECK(diffid_result_warning(r, 0) == NULL);
+    CHECK(diffid_result_warning_code(r, 0) == NULL);
+    diffid_result_free(r);
+    /* Empty input: an empty layer. */
+    CHECK_CODE(diffid_digest_buffer(NULL, 0, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_warning_count(r) == 1);
+    CHECK_STR(diffid_result_warning_code(r, 0), "empty_layer");
+    const char *msg = diffid_result_warning(r, 0);
+    CHECK(msg && strstr(msg, "empty layer") != NULL);
+    CHECK(diffid_result_warning(r, 1) == NULL);
+    diffid_result_free(r);
+    /* A zstd frame behind a skippable frame (as pzstd writes): format none, and a warning. */
+    static const uint8_t pz[] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4,
+                                 0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x01, 0x00, 0x00};
+    CHECK_CODE(diffid_digest_buffer(pz, sizeof pz, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_format(r) == DIFFID_FORMAT_NONE);
+    CHECK(diffid_result_warning_count(r) >= 1);
+    CHECK_STR(diffid_result_warning_code(r, 0), "compressed_after_skippable_frame");
+    diffid_result_free(r);
+    /* Data after the end marker: small.tar and more bytes. */
+    size_t len;
+    uint8_t *data = read_all(data_path("small.tar"), &len);
+    uint8_t *more = malloc(len + 5);
+    memcpy(more, data, len);
+    memcpy(more + len, "extra", 5);
+    CHECK_CODE(diffid_digest_buffer(more, len + 5, NULL, &r), DIFFID_OK);
+    CHECK(diffid_result_warning_count(r) == 1);
+    CHECK_STR(diffid_result_warning_code(r, 0), "data_after_end_marker");
+    diffid_result_free(r);
+    free(more);
+    free(data);
+    /* NULL and error results have none. */
+    CHECK(diffid_result_warning_count(NULL) == 0);
+    CHECK(diffid_result_warning(NULL, 0) == NULL);
+    CHECK(diffid_result_warning_code(NULL, 0) == NULL);
+    CHECK_CODE(diffid_digest_file(data_path("corrupt.gz"), NULL, &r), DIFFID_CORRUPT);
+    CHECK(diffid_result_warning_count(r) == 0);
+    diffid_result_free(r);
+}
+
 static void test_null_arguments(void) {
     const layer *l = input("small.tar.gz");
     diffid_result *r = NULL;
@@ -1426,6 +1521,9 @@ int main(int argc, char **argv) {
     run("memory_limit", test_memory_limit);
     run("tar_verdict", test_tar_verdict);
     run("bad_input", test_bad_input);
+    run("error_offset", test_error_offset);
+    run("error_format", test_error_format);
+    run("warnings", test_warnings);
     run("null_arguments", test_null_arguments);
     run("misuse", test_misuse);
     run("cancel", test_cancel);

@@ -94,12 +94,12 @@ func DigestFile(path string, opts ...Option) (*Result, error) {
 		return takeResult(code, r)
 	})
 	var e *Error
-	if err != nil && errors.As(err, &e) && e.Code == CodeIO && e.cause == nil {
+	if err != nil && errors.As(err, &e) && e.Kind == CodeIO && e.cause == nil {
 		// The library reports the open failure as text. Open the file again to hand the
 		// caller Go's own error for it; if it opens now, the library's error stands.
 		f, oerr := os.Open(path)
 		if oerr != nil {
-			return nil, &Error{Code: CodeIO, Message: oerr.Error(), cause: oerr}
+			return nil, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: oerr.Error(), cause: oerr}
 		}
 		f.Close()
 	}
@@ -116,14 +116,14 @@ func DigestFileContext(ctx context.Context, path string, opts ...Option) (*Resul
 		return DigestFile(path, opts...)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, &Error{Code: CodeCancelled, Message: "cancelled: " + context.Cause(ctx).Error(), cause: err}
+		return nil, &Error{Kind: CodeCancelled, Offset: OffsetUnknown, Message: "cancelled: " + context.Cause(ctx).Error(), cause: err}
 	}
 	if strings.IndexByte(path, 0) >= 0 {
 		return nil, errorf(CodeInvalidArgument, "path %q contains a NUL byte", path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &Error{Code: CodeIO, Message: err.Error(), cause: err}
+		return nil, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: err.Error(), cause: err}
 	}
 	defer f.Close()
 	return DigestReaderContext(ctx, f, opts...)
@@ -165,7 +165,7 @@ func DigestReader(r io.Reader, opts ...Option) (*Result, error) {
 func digestFd(f *os.File, opts []Option) (*Result, error) {
 	sc, err := f.SyscallConn()
 	if err != nil {
-		return nil, &Error{Code: CodeIO, Message: "reading input: " + err.Error(), cause: err}
+		return nil, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + err.Error(), cause: err}
 	}
 	var res *Result
 	var derr error
@@ -178,7 +178,7 @@ func digestFd(f *os.File, opts []Option) (*Result, error) {
 		})
 	})
 	if cerr != nil {
-		return nil, &Error{Code: CodeIO, Message: "reading input: " + cerr.Error(), cause: cerr}
+		return nil, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + cerr.Error(), cause: cerr}
 	}
 	return res, derr
 }

@@ -106,17 +106,33 @@ func (c Code) Sentinel() error {
 	return nil
 }
 
-// Error is the error type of this package: a failure code and the library's message, which
-// names the format and what was wrong where ("xz: unsupported filter chain ... at block 3").
+// OffsetUnknown is Error.Offset when the error concerns no place in the input.
+const OffsetUnknown int64 = -1
+
+// Error is the error type of this package: the kind of failure, the blob's format, the
+// offset of the fault and the library's message, which names the format and what was wrong
+// where ("xz: block padding is not zero at block 1 of stream 1 (byte 0x55) (at compressed
+// byte 74131)").
 type Error struct {
-	Code    Code
+	// Kind is the failure code; errors.Is(err, Kind.Sentinel()) holds.
+	Kind Code
+	// Format is the blob's detected format, FormatNone for an uncompressed blob; "" only
+	// when the input could not be read at all (or for an invalid option).
+	Format Format
+	// Offset is the byte offset in the blob (the compressed input, from 0) of the fault:
+	// the exact byte when the decoder knows it (a non-zero xz block padding byte, a gzip
+	// trailer, the end of a truncated input), else the start of the smallest unit holding
+	// it (a zstd block, a gzip member, ...), which Message names. OffsetUnknown (-1) when
+	// the error concerns no place in the input (an option, a cancel, the maximum size, an
+	// invalid tar stream).
+	Offset  int64
 	Message string
 	cause   error // e.g. the context's error, or the reader's
 }
 
 func (e *Error) Error() string {
 	if e.Message == "" {
-		return "diffid: " + e.Code.String()
+		return "diffid: " + e.Kind.String()
 	}
 	return "diffid: " + e.Message
 }
@@ -124,7 +140,7 @@ func (e *Error) Error() string {
 // Is reports whether target is the sentinel of e's code, so that
 // errors.Is(err, diffid.ErrTruncated) works.
 func (e *Error) Is(target error) bool {
-	s := e.Code.Sentinel()
+	s := e.Kind.Sentinel()
 	return s != nil && target == s
 }
 
@@ -138,9 +154,9 @@ var osErrorSuffix = regexp.MustCompile(` \(os error [0-9]+\)`)
 
 // newError makes the *Error of a library failure, its message without Rust's os error suffix.
 func newError(code Code, msg string) *Error {
-	return &Error{Code: code, Message: osErrorSuffix.ReplaceAllString(msg, "")}
+	return &Error{Kind: code, Offset: OffsetUnknown, Message: osErrorSuffix.ReplaceAllString(msg, "")}
 }
 
 func errorf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Kind: code, Offset: OffsetUnknown, Message: fmt.Sprintf(format, args...)}
 }

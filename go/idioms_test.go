@@ -67,7 +67,7 @@ func TestMissingFileIsErrNotExist(t *testing.T) {
 			t.Errorf("%s: %v: no *fs.PathError for open %s (%#v)", name, err, path, pe)
 		}
 		var de *diffid.Error
-		if !errors.As(err, &de) || de.Code != diffid.CodeIO {
+		if !errors.As(err, &de) || de.Kind != diffid.CodeIO {
 			t.Errorf("%s: %v: not a *diffid.Error of CodeIO", name, err)
 		}
 		if want := "diffid: open " + path + ": no such file or directory"; err.Error() != want {

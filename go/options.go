@@ -62,11 +62,12 @@ func WithFullXz() Option {
 }
 
 // WithMaxSize fails the digest with ErrLimitExceeded once the decoded stream exceeds n
-// bytes. n must be positive; without this option there is no limit.
+// bytes. 0 means no limit (as without this option, and as 0 means in C, Rust and the CLI);
+// n must not be negative.
 func WithMaxSize(n int64) Option {
 	return func(c *config) error {
-		if n <= 0 {
-			return errorf(CodeInvalidArgument, "maximum size must be positive, not %d", n)
+		if n < 0 {
+			return errorf(CodeInvalidArgument, "maximum size must not be negative, not %d", n)
 		}
 		c.maxSize = uint64(n)
 		return nil
@@ -74,12 +75,13 @@ func WithMaxSize(n int64) Option {
 }
 
 // WithMemoryLimit caps the memory a decoder may allocate for its window or dictionary, in
-// bytes; a stream that needs more fails with ErrLimitExceeded. n must be positive; the
-// default is 1 GiB. (zstd windows are limited to 512 MiB regardless, as in containers/image.)
+// bytes; a stream that needs more fails with ErrLimitExceeded. The default is 1 GiB, and 0
+// means the default (as in C, Rust and the CLI); n must not be negative. (zstd windows are
+// limited to 512 MiB regardless, as in containers/image.)
 func WithMemoryLimit(n int64) Option {
 	return func(c *config) error {
-		if n <= 0 {
-			return errorf(CodeInvalidArgument, "memory limit must be positive, not %d", n)
+		if n < 0 {
+			return errorf(CodeInvalidArgument, "memory limit must not be negative, not %d", n)
 		}
 		c.memoryLimit = uint64(n)
 		return nil

@@ -140,7 +140,7 @@ func DecompressStreamContext(ctx context.Context, r io.Reader, opts ...Option) (
 func (s *readerState) newFd(f *os.File) error {
 	sc, err := f.SyscallConn()
 	if err != nil {
-		return &Error{Code: CodeIO, Message: "reading input: " + err.Error(), cause: err}
+		return &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + err.Error(), cause: err}
 	}
 	var code Code
 	var h *C.diffid_reader
@@ -148,7 +148,7 @@ func (s *readerState) newFd(f *os.File) error {
 		code = Code(C.diffid_reader_new_fd(C.int(fd), s.opts, &h))
 	})
 	if cerr != nil {
-		return &Error{Code: CodeIO, Message: "reading input: " + cerr.Error(), cause: cerr}
+		return &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + cerr.Error(), cause: cerr}
 	}
 	if code != CodeOK || h == nil {
 		if code == CodeOK {
@@ -276,11 +276,11 @@ func (rd *Reader) Read(p []byte) (int, error) {
 // source's error when the library was cancelled because of it, the context's when it was
 // cancelled by it. It releases the library's reader.
 func (s *readerState) fail(e *Error) error {
-	if s.h != nil && e.Code != CodeMisuse {
+	if s.h != nil && e.Kind != CodeMisuse {
 		var r *C.diffid_result
 		fcode := C.diffid_reader_finish(s.h, &r)
 		if _, err := takeResult(fcode, r); err != nil {
-			if fe, ok := err.(*Error); ok && fe.Code != CodeOK && fe.Message != "" && fe.Code != CodeMisuse {
+			if fe, ok := err.(*Error); ok && fe.Kind != CodeOK && fe.Message != "" && fe.Kind != CodeMisuse {
 				e = fe
 			}
 		}
@@ -289,9 +289,9 @@ func (s *readerState) fail(e *Error) error {
 	feedErr := s.feedErr
 	s.feedMu.Unlock()
 	switch {
-	case feedErr != nil && (e.Code == CodeCancelled || e.Code == CodeIO):
-		e = &Error{Code: CodeIO, Message: "reading input: " + feedErr.Error(), cause: feedErr}
-	case e.Code == CodeCancelled && s.ctx.Err() != nil:
+	case feedErr != nil && (e.Kind == CodeCancelled || e.Kind == CodeIO):
+		e = &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + feedErr.Error(), cause: feedErr}
+	case e.Kind == CodeCancelled && s.ctx.Err() != nil:
 		e.cause = context.Cause(s.ctx)
 	}
 	s.err = e

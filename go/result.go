@@ -5,6 +5,8 @@ package diffid
 import "C"
 
 import (
+	"math"
+
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -64,6 +66,22 @@ type Result struct {
 	DiffSize int64
 	// Tar is the verdict of Go's archive/tar rules on the decompressed stream.
 	Tar Tar
+	// Warnings are what is no error but an importer may want to know, in the order found
+	// (each kind once); nil for most layers.
+	Warnings []Warning
+}
+
+// Warning is something surprising about a layer that is not an error: containers/image
+// accepts the layer and the digests do not depend on it.
+type Warning struct {
+	// Code is stable: "empty_layer" (no tar entries), "compressed_after_skippable_frame"
+	// (a zstd frame behind a leading skippable frame, as pzstd writes: the format stays
+	// FormatNone, as in containers/image), "extractor_dependent_entry" (a GNU sparse or
+	// dump-directory entry, which some extractors do not apply), "data_after_end_marker"
+	// (non-zero bytes after the tar end marker). New codes may come.
+	Code string
+	// Message says what and where, for a person.
+	Message string
 }
 
 // Tar is the tar verdict on a layer's decompressed stream.
@@ -99,10 +117,10 @@ func takeResult(code C.diffid_code, r *C.diffid_result) (*Result, error) {
 	}
 	defer C.diffid_result_free(r)
 	if c := Code(C.diffid_result_code(r)); c != CodeOK {
-		return nil, newError(c, goString(C.diffid_result_error(r)))
+		return nil, resultError(c, r)
 	}
 	if c := Code(code); c != CodeOK { // a result that says OK under a failing call: trust the call
-		return nil, newError(c, goString(C.diffid_result_error(r)))
+		return nil, resultError(c, r)
 	}
 	res := &Result{
 		MediaType:  goString(C.diffid_result_media_type(r)),
@@ -117,12 +135,28 @@ func takeResult(code C.diffid_code, r *C.diffid_result) (*Result, error) {
 			Err:       goString(C.diffid_result_tar_error(r)),
 		},
 	}
+	for i := C.size_t(0); i < C.diffid_result_warning_count(r); i++ {
+		res.Warnings = append(res.Warnings, Warning{
+			Code:    goString(C.diffid_result_warning_code(r, i)),
+			Message: goString(C.diffid_result_warning(r, i)),
+		})
+	}
 	if n := int(C.diffid_result_format(r)); n >= 0 && n < len(formatsByNumber) {
 		res.Format = formatsByNumber[n]
 	} else {
 		res.Format = Format(goString(C.diffid_result_format_name(r)))
 	}
 	return res, nil
+}
+
+// resultError is the error an error result r holds, as code c.
+func resultError(c Code, r *C.diffid_result) *Error {
+	e := newError(c, goString(C.diffid_result_error(r)))
+	e.Format = Format(goString(C.diffid_result_format_name(r)))
+	if off := uint64(C.diffid_result_error_offset(r)); off != uint64(C.DIFFID_OFFSET_UNKNOWN) && off <= math.MaxInt64 {
+		e.Offset = int64(off)
+	}
+	return e
 }
 
 // cName is the C library's name of c (diffid_code_name), "" for a number that is no code.

@@ -93,7 +93,7 @@ func (w *Writer) release() {
 // cancelledError adds the context's error as the cause of a cancellation error, when it is
 // the reason.
 func (w *Writer) cancelledError(e *Error) *Error {
-	if e.Code == CodeCancelled && w.ctx.Err() != nil {
+	if e.Kind == CodeCancelled && w.ctx.Err() != nil {
 		e.cause = context.Cause(w.ctx)
 	}
 	return e
@@ -117,7 +117,7 @@ func (w *Writer) fail(code Code) error {
 	runtime.KeepAlive(w)
 	_, err := takeResult(fcode, r)
 	e, ok := err.(*Error)
-	if !ok || e.Code == CodeOK || e.Message == "" {
+	if !ok || e.Kind == CodeOK || e.Message == "" {
 		e = newError(code, "write failed: "+code.String())
 	}
 	w.err = w.cancelledError(e)
@@ -183,7 +183,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			return total, nil
 		}
 		if rerr != nil {
-			return total, &Error{Code: CodeIO, Message: "reading input: " + rerr.Error(), cause: rerr}
+			return total, &Error{Kind: CodeIO, Offset: OffsetUnknown, Message: "reading input: " + rerr.Error(), cause: rerr}
 		}
 	}
 }

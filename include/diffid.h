@@ -48,6 +48,12 @@
 #define DIFFID_VERSION_PATCH 0
 
 /**
+ * What `diffid_result_error_offset` returns when the error concerns no place in the input:
+ * `UINT64_MAX`, never a real offset.
+ */
+#define DIFFID_OFFSET_UNKNOWN UINT64_MAX
+
+/**
  * What a function of this library returns: `DIFFID_OK` (0), or the kind of failure. The
  * numbers are stable and never reused; new kinds get new numbers. `diffid_code_name()`
  * gives each a short lowercase name.
@@ -688,6 +694,21 @@ diffid_code diffid_result_code(const diffid_result *r);
 const char *diffid_result_error(const diffid_result *r);
 
 /**
+ * The byte offset in the blob (the compressed input, from 0) of the fault behind the error
+ * the result holds: the exact byte when the decoder knows it (a non-zero xz block padding
+ * byte, a gzip trailer, the end of a truncated input), else the start of the smallest unit
+ * holding it (a zstd block or checksum, a gzip member, ...), which the message names.
+ * `DIFFID_OFFSET_UNKNOWN` on success, when the error concerns no place in the input (an
+ * option, a cancel, the maximum size, an invalid tar stream), or when `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
+ */
+uint64_t diffid_result_error_offset(const diffid_result *r);
+
+/**
  * The blob digest (over the raw bytes), as `"sha256:<64 hex digits>"` (or `sha512:`,
  * `blake3:`): the layer descriptor's digest. NULL when the result holds an error or `r` is
  * NULL.
@@ -733,9 +754,10 @@ const char *diffid_result_diff_id(const diffid_result *r);
 uint64_t diffid_result_diff_size(const diffid_result *r);
 
 /**
- * The detected compression. `DIFFID_FORMAT_NONE` also when the format is not known (an
- * error result from a file that could not be read, NULL `r`): `diffid_result_format_name`
- * tells the two apart.
+ * The detected compression, on success and on error alike (an error found after the first
+ * bytes were read keeps the format: `DIFFID_FORMAT_NONE` for an uncompressed blob).
+ * `DIFFID_FORMAT_NONE` also when the format is not known (the input could not be read at
+ * all, NULL `r`): `diffid_result_format_name` tells the two apart.
  *
  * # Safety
  *
@@ -746,7 +768,8 @@ diffid_format diffid_result_format(const diffid_result *r);
 
 /**
  * The name of the detected compression: `"none"`, `"gzip"`, `"bzip2"`, `"xz"` or
- * `"zstd"`; NULL when it is not known (an error before or outside decoding, NULL `r`).
+ * `"zstd"`, on success and on error alike; NULL only when it is not known (the input could
+ * not be read at all, a bad option, NULL `r`).
  *
  * # Safety
  *
@@ -810,6 +833,42 @@ bool diffid_result_tar_end_marker(const diffid_result *r);
  * it during the call.
  */
 const char *diffid_result_tar_error(const diffid_result *r);
+
+/**
+ * The number of warnings of a successful result: what is no error but an importer may want
+ * to know (an empty layer, compressed data behind a leading zstd skippable frame, entry types
+ * some extractors do not apply, data after the tar end marker). 0 for most layers, for an
+ * error result, and when `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
+ */
+size_t diffid_result_warning_count(const diffid_result *r);
+
+/**
+ * The message of warning `i` (from 0, below `diffid_result_warning_count`), e.g. `"empty
+ * layer: the tar stream has no entries"`; NULL when `i` is out of range or `r` is NULL.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
+ */
+const char *diffid_result_warning(const diffid_result *r, size_t i);
+
+/**
+ * The stable code of warning `i`: `"empty_layer"`, `"compressed_after_skippable_frame"`,
+ * `"extractor_dependent_entry"` or `"data_after_end_marker"` (new codes may come); NULL
+ * when `i` is out of range or `r` is NULL. Static: valid for the life of the process.
+ *
+ * # Safety
+ *
+ * `r` is NULL or a result from this library that has not been freed, and no other thread frees
+ * it during the call.
+ */
+const char *diffid_result_warning_code(const diffid_result *r, size_t i);
 
 /**
  * Frees a result and every string it returned. NULL is a no-op.

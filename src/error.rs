@@ -85,15 +85,17 @@ impl Error {
         }
     }
 
-    /// The same error, noting which format's data it concerns.
+    /// The same error, noting which format's data it concerns ([`Format::None`] too: an
+    /// uncompressed blob is a known format). The first format given sticks.
     pub fn in_format(mut self, format: Format) -> Self {
-        if self.format.is_none() && format != Format::None {
+        if self.format.is_none() {
             self.format = Some(format);
         }
         self
     }
 
     /// The same error, noting the byte offset (of the compressed input) where it was found.
+    /// The first offset given sticks: the innermost code, which knows best, sets it first.
     pub fn at(mut self, offset: u64) -> Self {
         if self.offset.is_none() {
             self.offset = Some(offset);
@@ -110,12 +112,19 @@ impl Error {
         self.kind
     }
 
-    /// The format being decoded, if the error concerns one.
+    /// The format of the blob, `Some` as soon as its first bytes were read
+    /// ([`Format::None`] for an uncompressed blob); `None` only when the input could not be
+    /// read at all (an unopenable file, a read error before the first byte, a bad option).
     pub fn format(&self) -> Option<Format> {
         self.format
     }
 
-    /// Byte offset in the compressed input at (or just before) which the error was found.
+    /// Byte offset in the blob (the compressed input, counted from 0) of the fault: the
+    /// exact byte when the decoder knows it (a non-zero xz block padding byte, a gzip
+    /// trailer, the end of a truncated input), else the start of the smallest unit that
+    /// holds it (a zstd block or frame checksum, a bzip2 block, a gzip member), which the
+    /// message names. `None` when the error concerns no place in the input (an option, a
+    /// cancel, a limit on the decoded size, an invalid tar stream).
     pub fn offset(&self) -> Option<u64> {
         self.offset
     }
@@ -128,7 +137,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(format) = self.format {
+        if let Some(format) = self.format.filter(|&f| f != Format::None) {
             write!(f, "{}: ", format.name())?;
         }
         f.write_str(&self.message)?;

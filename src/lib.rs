@@ -30,6 +30,7 @@ mod options;
 mod pipeline;
 mod pool;
 mod tar;
+mod warning;
 
 use std::fs::File;
 use std::io::Read;
@@ -45,6 +46,7 @@ pub use crate::pipeline::{
     decompress_reader,
 };
 pub use crate::tar::{TarError, TarVerdict};
+pub use crate::warning::Warning;
 
 /// The version of this library, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

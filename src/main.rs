@@ -1,12 +1,15 @@
 //! The `diffid` command: a layer's digests, as Podman would record them.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use diffid::{Algorithm, Digest, Digester, Error, ErrorKind, Options, Report};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 mod cli;
@@ -18,7 +21,11 @@ mod cli_docs;
 /// Each FILE is a layer blob: a tar stream, plain or compressed with gzip, bzip2, xz or zstd
 /// (detected from its first bytes). With no FILE, or when FILE is -, reads standard input.
 ///
-/// Exit status: 0 when every file succeeded, 1 when any failed, 2 for a usage error.
+/// File names are bytes: any name the system accepts works, UTF-8 or not (the output shows
+/// non-UTF-8 bytes as U+FFFD).
+///
+/// Exit status: 0 when every file succeeded, 1 when any failed or the output could not be
+/// written, 2 for a usage error.
 ///
 /// `diffid image PATH` verifies a whole image instead (`diffid image -h` for its options);
 /// to digest a blob that is a file named `image`, run `diffid ./image`.
@@ -27,7 +34,7 @@ mod cli_docs;
 struct Cli {
     /// Layer blobs to digest ("-" is standard input).
     #[arg(value_name = "FILE")]
-    files: Vec<String>,
+    files: Vec<OsString>,
 
     /// Print one JSON object per file per line.
     #[arg(long)]
@@ -49,11 +56,12 @@ struct Cli {
     full_xz: bool,
 
     /// Fail when the decompressed stream exceeds SIZE bytes (suffixes K, M, G, T: powers
-    /// of 1024).
+    /// of 1024). 0 means no limit, as without the flag.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_size: Option<u64>,
 
-    /// Memory a decoder may use for its dictionary or window (suffixes K, M, G, T).
+    /// Memory a decoder may use for its dictionary or window (suffixes K, M, G, T). 0
+    /// means the default, 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1G")]
     memory_limit: u64,
 
@@ -159,7 +167,7 @@ fn main() -> ExitCode {
         expect_diff_id: cli.expect_diff_id.clone(),
     };
     let files = if cli.files.is_empty() {
-        vec!["-".to_string()]
+        vec![OsString::from("-")]
     } else {
         cli.files.clone()
     };
@@ -176,23 +184,23 @@ fn main() -> ExitCode {
     let mut failed = false;
     let mut stdout = io::stdout().lock();
     for file in &files {
-        let result = digest_one(file, &opts, !cli.quiet);
+        let name = Path::new(file).display().to_string();
+        let result = digest_one(file, &name, &opts, !cli.quiet);
         failed |= result.is_err();
         let printed = if cli.json {
-            writeln!(stdout, "{}", json_line(file, &result))
+            writeln!(stdout, "{}", json_line(&name, &result))
         } else {
             match &result {
-                Ok(report) => write!(stdout, "{}", human(file, report)),
+                Ok(report) => write!(stdout, "{}", human(&name, report)),
                 Err(err) => {
                     let _ = stdout.flush();
-                    eprintln!("diffid: {file}: {err}");
+                    eprintln!("diffid: {name}: {}", cli_words(&err.to_string()));
                     Ok(())
                 }
             }
         };
-        if printed.is_err() {
-            // stdout closed (a pipe to `head`): nothing more to say.
-            return ExitCode::from(1);
+        if let Err(e) = printed.and_then(|()| stdout.flush()) {
+            return write_failed(&e);
         }
     }
     if failed {
@@ -202,22 +210,55 @@ fn main() -> ExitCode {
     }
 }
 
-fn digest_one(file: &str, opts: &Options, progress: bool) -> Result<Report, Error> {
+/// The output could not be written: say so on stderr (unless stdout is a pipe whose reader
+/// left, as `head` does: then there is nobody to tell) and fail.
+fn write_failed(e: &io::Error) -> ExitCode {
+    if e.kind() != io::ErrorKind::BrokenPipe {
+        eprintln!("diffid: writing the output: {e}");
+    }
+    ExitCode::from(1)
+}
+
+/// The library's messages name options by their field names (`option full_xz`); on the
+/// command line they are flags.
+fn cli_words(message: &str) -> String {
+    [
+        ("option lenient_gzip", "--lenient-gzip"),
+        ("option full_xz", "--full-xz"),
+        ("option max_size", "--max-size"),
+        ("option decoder_memory_limit", "--memory-limit"),
+        ("option require_tar", "--require-tar"),
+        ("lenient_gzip", "--lenient-gzip"),
+        ("full_xz", "--full-xz"),
+        ("max_size", "--max-size"),
+        ("decoder_memory_limit", "--memory-limit"),
+        ("require_tar", "--require-tar"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (from, to)| m.replace(from, to))
+}
+
+fn digest_one(
+    file: &OsString,
+    name: &str,
+    opts: &Options,
+    progress: bool,
+) -> Result<Report, Error> {
     let mut digester = Digester::new(opts)?;
     let (mut input, size): (Box<dyn Read>, Option<u64>) = if file == "-" {
         (Box::new(io::stdin().lock()), None)
     } else {
         let f = File::open(file)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot open {file}: {e}")))?;
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot open {name}: {e}")))?;
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
-    // A progress bar only where a person watches and the wait is long enough to notice.
-    let show = progress && io::stderr().is_terminal() && size.is_none_or(|s| s >= 64 << 20);
-    if show {
-        let mut reader = Progress::new(input, file, size);
+    // A progress bar only where a person watches, and only once the wait is long enough to
+    // notice (see `Progress`).
+    if progress && io::stderr().is_terminal() {
+        let mut reader = Progress::new(input, name, size);
         let result = digester.read_from(&mut reader);
-        reader.clear();
+        reader.bar.finish_and_clear();
         result?;
     } else {
         digester.read_from(&mut input)?;
@@ -241,7 +282,7 @@ fn human(file: &str, r: &Report) -> String {
             r.tar.entries, e.message, e.offset
         ),
     };
-    format!(
+    let mut out = format!(
         "{file}\n  format     {} ({})\n  blob       {}  {} bytes\n  diff_id    {}  {} bytes\n  tar        {tar}\n",
         r.format,
         r.media_type(),
@@ -249,7 +290,11 @@ fn human(file: &str, r: &Report) -> String {
         r.blob_size,
         r.diff_id,
         r.diff_size,
-    )
+    );
+    for w in &r.warnings {
+        out.push_str(&format!("  warning    {w}\n"));
+    }
+    out
 }
 
 fn json_line(file: &str, result: &Result<Report, Error>) -> Value {
@@ -268,70 +313,69 @@ fn json_line(file: &str, result: &Result<Report, Error>) -> Value {
                 "end_marker": r.tar.end_marker,
                 "error": r.tar.error.as_ref().map(|e| format!("{} at byte {}", e.message, e.offset)),
             },
+            "warnings": r.warnings.iter().map(|w| json!({
+                "code": w.code(),
+                "message": w.to_string(),
+            })).collect::<Vec<_>>(),
         }),
         Err(e) => json!({
             "file": file,
             "format": e.format().map(|f| f.name()),
-            "error": { "kind": e.kind().name(), "message": e.to_string() },
+            "error": {
+                "kind": e.kind().name(),
+                "message": cli_words(&e.to_string()),
+                "offset": e.offset(),
+            },
         }),
     }
 }
 
-/// A reader that draws a progress line on stderr.
+/// A reader that shows a progress bar on stderr (indicatif: it fits the terminal's width
+/// and redraws in place). Hidden for the first [`PROGRESS_DELAY`], so that quick files show
+/// nothing; then bytes, total, rate and time left when the size is known, bytes and rate
+/// when it is not (standard input, a pipe).
 struct Progress<'a> {
     inner: Box<dyn Read + 'a>,
-    name: String,
-    size: Option<u64>,
-    done: u64,
+    bar: ProgressBar,
     start: Instant,
-    last: Instant,
+    shown: bool,
 }
+
+/// How long a file must take before its progress bar appears.
+const PROGRESS_DELAY: Duration = Duration::from_millis(800);
 
 impl<'a> Progress<'a> {
     fn new(inner: Box<dyn Read + 'a>, name: &str, size: Option<u64>) -> Self {
-        let now = Instant::now();
+        let template = match size {
+            Some(_) => {
+                "{wide_msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+                 {binary_bytes_per_sec} {eta}"
+            }
+            None => "{wide_msg} {spinner} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
+        };
+        let style = ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("=> ");
+        let bar = ProgressBar::with_draw_target(size, ProgressDrawTarget::hidden())
+            .with_style(style)
+            .with_message(name.to_string());
         Progress {
             inner,
-            name: name.to_string(),
-            size,
-            done: 0,
-            start: now,
-            last: now,
+            bar,
+            start: Instant::now(),
+            shown: false,
         }
-    }
-
-    fn draw(&self) {
-        let mib = self.done as f64 / (1 << 20) as f64;
-        let rate = mib / self.start.elapsed().as_secs_f64().max(1e-3);
-        let line = match self.size {
-            Some(size) if size > 0 => {
-                let frac = self.done as f64 / size as f64;
-                let bar: String = (0..30)
-                    .map(|i| if (i as f64) < frac * 30.0 { '#' } else { '.' })
-                    .collect();
-                format!(
-                    "{} [{bar}] {:3.0}% {mib:.0} MiB {rate:.0} MiB/s",
-                    self.name,
-                    frac * 100.0
-                )
-            }
-            _ => format!("{} {mib:.0} MiB {rate:.0} MiB/s", self.name),
-        };
-        eprint!("\r\x1b[K{line}");
-    }
-
-    fn clear(&self) {
-        eprint!("\r\x1b[K");
     }
 }
 
 impl Read for Progress<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        if self.last.elapsed() >= Duration::from_millis(200) {
-            self.last = Instant::now();
-            self.draw();
+        self.bar.inc(n as u64);
+        if !self.shown && self.start.elapsed() >= PROGRESS_DELAY {
+            self.shown = true;
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.bar.enable_steady_tick(Duration::from_millis(200));
         }
         Ok(n)
     }

@@ -17,10 +17,13 @@ pub struct Options {
     /// them, as the `xz` program does. Off by default: containers/image rejects them.
     pub full_xz: bool,
     /// Fail with [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded) once the
-    /// decoded stream exceeds this many bytes. `None`: no limit (memory stays bounded anyway).
+    /// decoded stream exceeds this many bytes. `None` (the default) or `Some(0)`: no limit
+    /// (memory stays bounded anyway). 0 means "no limit" in every interface: C's
+    /// `diffid_options_set_max_size(o, 0)`, Go's `WithMaxSize(0)`, the CLI's `--max-size 0`.
     pub max_size: Option<u64>,
     /// Memory a decoder may allocate for its window or dictionary, in bytes: what an input
-    /// may make a decoder allocate, checked before it does. Default: 1 GiB.
+    /// may make a decoder allocate, checked before it does. Default: 1 GiB; 0 means the
+    /// default, in every interface (C, Go, the CLI's `--memory-limit 0`).
     /// - xz: liblzma's memory use for a block (mostly the LZMA2 dictionary, as the block
     ///   header declares it), plus, on the parallel path, the blocks in flight; a block
     ///   needing more fails with [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded).
@@ -112,6 +115,17 @@ impl Options {
             }
         }
         Ok(report)
+    }
+
+    /// The options as the computation applies them: 0 read as documented on each field
+    /// (`max_size: Some(0)` is no limit, `decoder_memory_limit: 0` is the default).
+    pub(crate) fn normalized(&self) -> Options {
+        let mut o = self.clone();
+        o.max_size = o.max_size.filter(|&n| n > 0);
+        if o.decoder_memory_limit == 0 {
+            o.decoder_memory_limit = DEFAULT_DECODER_MEMORY_LIMIT;
+        }
+        o
     }
 
     /// The most worker threads these options allow: `threads`, or the worker budget when

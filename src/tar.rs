@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, ErrorKind};
+use crate::warning::Warning;
 
 const BLOCK: usize = 512;
 /// Go refuses PAX and GNU long-name headers, and sparse maps, larger than this
@@ -222,6 +223,10 @@ pub struct TarParser {
     error: Option<TarError>,
     offset: u64,
     header_offset: u64,
+    /// What is no error but worth telling (see [`Warning`]), each kind once.
+    pub(crate) warnings: Vec<Warning>,
+    /// A non-zero byte after the end marker was seen (and told).
+    after_end_seen: bool,
 }
 
 impl Default for TarParser {
@@ -248,6 +253,8 @@ impl TarParser {
             error: None,
             offset: 0,
             header_offset: 0,
+            warnings: Vec::new(),
+            after_end_seen: false,
         }
     }
 
@@ -255,7 +262,20 @@ impl TarParser {
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let taken = match self.phase {
-                Phase::Ended | Phase::Failed => data.len(),
+                Phase::Ended => {
+                    if !self.after_end_seen {
+                        // Zeros after the marker are the usual padding to a record; anything
+                        // else Go ignores, and other tools may read.
+                        if let Some(i) = data.iter().position(|&b| b != 0) {
+                            self.after_end_seen = true;
+                            self.warnings.push(Warning::DataAfterEndMarker {
+                                offset: self.offset + i as u64,
+                            });
+                        }
+                    }
+                    data.len()
+                }
+                Phase::Failed => data.len(),
                 Phase::Data | Phase::Padding => {
                     let n = clamp(self.remaining, data.len());
                     self.remaining -= n as u64;
@@ -480,6 +500,17 @@ impl TarParser {
             0 => b'0',
             t => t,
         };
+        // GNU sparse and dump-dir entries: not errors, but some extractors do not apply them.
+        if matches!(typeflag, b'S' | b'D')
+            && !self.warnings.iter().any(|w| {
+                matches!(w, Warning::ExtractorDependentEntry { typeflag: t, .. } if *t == typeflag)
+            })
+        {
+            self.warnings.push(Warning::ExtractorDependentEntry {
+                offset: self.header_offset,
+                typeflag,
+            });
+        }
         // handleRegularFile again: the PAX records may have changed the size.
         let physical = if header_only(typeflag) { 0 } else { size };
         if physical < 0 {

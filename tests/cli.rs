@@ -66,9 +66,11 @@ fn json_success_and_failure_shapes_and_exit_status() {
             "blob_size",
             "diff_id",
             "diff_size",
-            "tar"
+            "tar",
+            "warnings"
         ]
     );
+    assert_eq!(ok["warnings"], serde_json::json!([]));
     assert_eq!(
         keys(&ok["tar"]),
         ["valid", "entries", "end_marker", "error"]
@@ -91,7 +93,9 @@ fn json_success_and_failure_shapes_and_exit_status() {
     let failed = &rows[1];
     assert_eq!(keys(failed), ["file", "format", "error"]);
     assert_eq!(failed["format"], "gzip");
-    assert_eq!(keys(&failed["error"]), ["kind", "message"]);
+    assert_eq!(keys(&failed["error"]), ["kind", "message", "offset"]);
+    // The flipped byte is in the trailer's CRC32, which starts 8 bytes before the end.
+    assert_eq!(failed["error"]["offset"].as_u64(), Some(n as u64 - 8));
     assert_eq!(failed["error"]["kind"], "corrupt");
     assert!(
         failed["error"]["message"]
@@ -493,4 +497,135 @@ fn decompress_usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty());
     }
+}
+
+/// Options as flags: 0 means no limit for --max-size and the default for --memory-limit;
+/// error texts name the flags, not the library's fields; the format stays known.
+#[test]
+fn zero_limits_flag_names_and_known_formats() {
+    let layer = source_layer();
+    let row = |args: &[&str], input: &[u8]| {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = diffid(&a, input);
+        (out.status.code(), json_lines(&out).remove(0))
+    };
+    for blob in [layer.clone(), gzip(&layer), xz(&layer, &[])] {
+        let (code, r) = row(&["--max-size", "0", "--memory-limit", "0"], &blob);
+        assert_eq!(code, Some(0), "{r}");
+        assert_eq!(r["diff_id"].as_str().unwrap(), openssl("sha256", &layer));
+    }
+    let message = |r: &Value| r["error"]["message"].as_str().unwrap().to_string();
+    let (_, r) = row(&["--max-size", "1K"], &layer);
+    assert_eq!(r["format"], "none", "{r}");
+    assert!(message(&r).contains("--max-size"), "{r}");
+    let (_, r) = row(&["--require-tar"], b"plain text, uncompressed");
+    assert_eq!(r["format"], "none", "{r}");
+    assert_eq!(r["error"]["kind"], "invalid_tar");
+    let (_, r) = row(&["--require-tar"], &gzip(b"plain text"));
+    assert_eq!(r["format"], "gzip", "{r}");
+    let (_, r) = row(&[], &[gzip(&layer), b"junk".to_vec()].concat());
+    assert!(message(&r).contains("--lenient-gzip"), "{r}");
+    let bcj = xz(&layer, &["--x86", "--lzma2"]);
+    let (_, r) = row(&[], &bcj);
+    assert!(message(&r).contains("--full-xz"), "{r}");
+    let (_, r) = row(&["--full-xz", "--memory-limit", "1K"], &bcj);
+    assert_eq!(r["error"]["kind"], "limit_exceeded");
+    assert!(message(&r).contains("--memory-limit"), "{r}");
+    for r in [&r] {
+        let m = message(r);
+        for field in [
+            "full_xz",
+            "decoder_memory_limit",
+            "lenient_gzip",
+            "max_size",
+        ] {
+            assert!(!m.contains(field), "{m}");
+        }
+    }
+}
+
+/// A file name is bytes: one that is not UTF-8 digests.
+#[test]
+fn a_non_utf8_file_name_works() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let layer = source_layer();
+    let name = std::ffi::OsStr::from_bytes(b"layer-\xff\xfe.tar.gz");
+    let path = dir.path().join(name);
+    std::fs::write(&path, gzip(&layer)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_diffid"))
+        .arg("--json")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = &json_lines(&out)[0];
+    assert_eq!(row["diff_id"].as_str().unwrap(), openssl("sha256", &layer));
+    assert!(
+        row["file"].as_str().unwrap().contains("layer-\u{fffd}"),
+        "{row}"
+    );
+}
+
+/// Output that cannot be written is an error that says so.
+#[test]
+fn a_write_error_is_reported() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    let Ok(full) = full else {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = put(dir.path(), "l.tar", &source_layer());
+    for args in [&["--json"][..], &[]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_diffid"))
+            .args(args)
+            .arg(&file)
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("diffid: writing the output: "),
+            "{args:?}: {err:?}"
+        );
+    }
+}
+
+/// Surprises that are no error: in the JSON and the readable output, exit status 0.
+#[test]
+fn warnings_are_reported() {
+    let codes = |input: &[u8]| {
+        let out = diffid(&["--json"], input);
+        assert_eq!(out.status.code(), Some(0));
+        let row = json_lines(&out).remove(0);
+        let codes: Vec<String> = row["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                assert!(!w["message"].as_str().unwrap().is_empty());
+                w["code"].as_str().unwrap().to_string()
+            })
+            .collect();
+        (row["format"].as_str().unwrap().to_string(), codes)
+    };
+    let layer = source_layer();
+    assert_eq!(codes(b""), ("none".into(), vec!["empty_layer".to_string()]));
+    let pz = [skippable(0, &[1, 2, 3, 4]), zstd(&layer, &[])].concat();
+    let (format, c) = codes(&pz);
+    assert_eq!(format, "none");
+    assert_eq!(c[0], "compressed_after_skippable_frame");
+    let (_, c) = codes(&gzip(&[layer.clone(), b"trailing".to_vec()].concat()));
+    assert_eq!(c, ["data_after_end_marker"]);
+    let out = diffid(&[], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("warning    empty layer"), "{text}");
 }

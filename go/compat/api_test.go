@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
@@ -57,12 +58,11 @@ func TestFormatNames(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	bad := map[string]diffid.Option{
-		"algorithm md5":  diffid.WithAlgorithm("md5"),
-		"algorithm 384":  diffid.WithAlgorithm(digest.SHA384),
-		"max size 0":     diffid.WithMaxSize(0),
-		"max size -1":    diffid.WithMaxSize(-1),
-		"memory limit 0": diffid.WithMemoryLimit(0),
-		"threads -1":     diffid.WithThreads(-1),
+		"algorithm md5":   diffid.WithAlgorithm("md5"),
+		"algorithm 384":   diffid.WithAlgorithm(digest.SHA384),
+		"max size -1":     diffid.WithMaxSize(-1),
+		"memory limit -1": diffid.WithMemoryLimit(-1),
+		"threads -1":      diffid.WithThreads(-1),
 	}
 	for name, opt := range bad {
 		if _, err := diffid.DigestBytes(nil, opt); !errors.Is(err, diffid.ErrInvalidArgument) {
@@ -86,6 +86,130 @@ func TestOptionsValidate(t *testing.T) {
 		if ref, _ := referenceDigest(blob, digest.SHA256); sameAsReference(res, ref) != "" {
 			t.Errorf("threads %d: %s", threads, sameAsReference(res, ref))
 		}
+	}
+}
+
+// Warnings reach Go: an empty layer, zstd behind a leading skippable frame (format none, as
+// containers/image says), GNU sparse and dump-directory entries, data after the end marker.
+func TestWarnings(t *testing.T) {
+	codes := func(blob []byte) (diffid.Format, []string) {
+		t.Helper()
+		res, err := diffid.DigestBytes(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c []string
+		for _, w := range res.Warnings {
+			if w.Message == "" {
+				t.Errorf("warning %s without a message", w.Code)
+			}
+			c = append(c, w.Code)
+		}
+		return res.Format, c
+	}
+	tarball := buildTar(smallEntries)
+	if f, c := codes(tarball); len(c) != 0 || f != diffid.FormatNone {
+		t.Errorf("a plain layer: %s %v", f, c)
+	}
+	if _, c := codes(nil); !reflect.DeepEqual(c, []string{"empty_layer"}) {
+		t.Errorf("empty input: %v", c)
+	}
+	// pzstd's first frame: skippable, 4 bytes of payload.
+	pz := append([]byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4}, goZstd(tarball, true)...)
+	if f, c := codes(pz); f != diffid.FormatNone || len(c) == 0 || c[0] != "compressed_after_skippable_frame" {
+		t.Errorf("pzstd: %s %v", f, c)
+	}
+	// Two empty regular files in GNU format, retyped 'D' and 'S' (Go's writer makes neither),
+	// their header checksums recomputed.
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, name := range []string{"dump", "sparse"} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatGNU}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	typed := b.Bytes()
+	for i, typ := range []byte{'D', 'S'} {
+		h := typed[i*512 : (i+1)*512]
+		h[156] = typ
+		copy(h[148:156], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	}
+	if _, c := codes(goGzip(typed, gzipHeader(), 6)); !reflect.DeepEqual(c, []string{"extractor_dependent_entry", "extractor_dependent_entry"}) {
+		t.Errorf("sparse and dump-dir entries: %v", c)
+	}
+	after := append(clone(tarball), "trailing bytes"...)
+	if _, c := codes(goGzip(after, gzipHeader(), 6)); !reflect.DeepEqual(c, []string{"data_after_end_marker"}) {
+		t.Errorf("data after the end marker: %v", c)
+	}
+}
+
+// 0 means one thing per option in every interface: no limit for the maximum size, the
+// default (1 GiB) for the memory limit.
+func TestZeroLimits(t *testing.T) {
+	tarball := buildTar(smallEntries)
+	for _, blob := range [][]byte{tarball, goGzip(tarball, gzipHeader(), 6), goXz(tarball)} {
+		res, err := diffid.DigestBytes(blob, diffid.WithMaxSize(0), diffid.WithMemoryLimit(0))
+		if err != nil || res.DiffID != digest.FromBytes(tarball) {
+			t.Errorf("max size 0, memory limit 0: %v %v", res, err)
+		}
+		if _, err := diffid.DigestBytes(blob, diffid.WithMaxSize(1)); !errors.Is(err, diffid.ErrLimitExceeded) {
+			t.Errorf("max size 1: %v, want ErrLimitExceeded", err)
+		}
+	}
+}
+
+// An error carries its kind, the blob's format and the offset of the fault as fields.
+func TestErrorFields(t *testing.T) {
+	tarball := buildTar(smallEntries)
+	gz := goGzip(tarball, gzipHeader(), 6)
+	notTar := []byte("not a tar, not at all, not even close................")
+	cases := []struct {
+		name   string
+		blob   []byte
+		opts   []diffid.Option
+		kind   diffid.Code
+		format diffid.Format
+		offset int64
+	}{
+		// The trailer is the last 8 bytes; its CRC32 comes first.
+		{"gzip bad crc", func() []byte { b := clone(gz); b[len(b)-8] ^= 1; return b }(), nil,
+			diffid.CodeCorrupt, diffid.FormatGzip, int64(len(gz) - 8)},
+		// A cut input: the fault is where it ends.
+		{"gzip truncated", gz[:len(gz)-9], nil, diffid.CodeTruncated, diffid.FormatGzip, int64(len(gz) - 9)},
+		// Bytes after the last member: where they start.
+		{"gzip trailing", append(clone(gz), "garbage"...), nil, diffid.CodeTrailingData, diffid.FormatGzip, int64(len(gz))},
+		{"require tar, gzip", goGzip(notTar, gzipHeader(), 6), []diffid.Option{diffid.WithRequireTar()},
+			diffid.CodeInvalidTar, diffid.FormatGzip, diffid.OffsetUnknown},
+		{"require tar, uncompressed", notTar, []diffid.Option{diffid.WithRequireTar()},
+			diffid.CodeInvalidTar, diffid.FormatNone, diffid.OffsetUnknown},
+		{"max size, uncompressed", tarball, []diffid.Option{diffid.WithMaxSize(10)},
+			diffid.CodeLimitExceeded, diffid.FormatNone, diffid.OffsetUnknown},
+	}
+	for _, c := range cases {
+		for _, ep := range entryPoints {
+			_, err := ep.run(t, c.blob, c.opts...)
+			var e *diffid.Error
+			if !errors.As(err, &e) {
+				t.Errorf("%s: %s: %v is no *diffid.Error", c.name, ep.name, err)
+				continue
+			}
+			if e.Kind != c.kind || e.Format != c.format || e.Offset != c.offset || !errors.Is(err, c.kind.Sentinel()) {
+				t.Errorf("%s: %s: kind %v format %q offset %d, want %v %q %d (%v)", c.name, ep.name,
+					e.Kind, e.Format, e.Offset, c.kind, c.format, c.offset, err)
+			}
+		}
+	}
+	// Not read at all: no format, no offset.
+	_, err := diffid.DigestFile(filepath.Join(t.TempDir(), "missing"))
+	var e *diffid.Error
+	if !errors.As(err, &e) || e.Format != "" || e.Offset != diffid.OffsetUnknown {
+		t.Errorf("missing file: %#v", err)
 	}
 }
 

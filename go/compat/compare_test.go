@@ -124,7 +124,7 @@ func compareVerdict(t *testing.T, s *tally, v verdict, blob []byte, opts ...diff
 			ok = false
 		default:
 			var e *diffid.Error
-			if !errors.As(err, &e) || e.Code.Sentinel() == nil || !errors.Is(err, e.Code.Sentinel()) {
+			if !errors.As(err, &e) || e.Kind.Sentinel() == nil || !errors.Is(err, e.Kind.Sentinel()) {
 				t.Errorf("%s: error %v (%T) is not a *diffid.Error with a sentinel", ep.name, err, err)
 				ok = false
 			} else {

@@ -7,6 +7,7 @@
 //! `set -o pipefail`, `diffid -d layer.tar.xz | tar -x` fails as a whole. What was written
 //! before the error is not verified: `-o FILE` is removed then.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use diffid::{
 /// Decodes `files` (one file, or `-` for stdin) to `output` (stdout when `None`); the
 /// report goes to stderr as `human` or `json` render it.
 pub fn run(
-    files: &[String],
+    files: &[OsString],
     output: Option<&str>,
     opts: &Options,
     json: bool,
@@ -37,6 +38,8 @@ pub fn run(
         return ExitCode::from(2);
     }
     let result = decode(file, output, opts);
+    // Names are bytes; the report shows non-UTF-8 bytes as U+FFFD, as the digest output does.
+    let file = &*file.to_string_lossy();
     if let (Err(_), Some(path)) = (&result, output) {
         // Unverified bytes: do not leave them behind as if they were the layer.
         let _ = std::fs::remove_file(path);
@@ -56,7 +59,7 @@ pub fn run(
     }
 }
 
-fn decode(file: &str, output: Option<&str>, opts: &Options) -> Result<Report, Error> {
+fn decode(file: &OsStr, output: Option<&str>, opts: &Options) -> Result<Report, Error> {
     let mut reader = if file == "-" {
         decompress_reader(io::stdin(), opts)?
     } else {

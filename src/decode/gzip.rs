@@ -139,8 +139,23 @@ impl<I: Inflate> GzipDecoder<I> {
         }
     }
 
+    /// An error in the current member, found at byte `at` of the input; the message names
+    /// the member and where it starts.
+    fn member_err_at(&self, kind: ErrorKind, what: &str, at: u64) -> Error {
+        Error::new(
+            kind,
+            format!(
+                "{what} in member {} (which starts at byte {})",
+                self.members + 1,
+                self.member_start
+            ),
+        )
+        .at(at)
+    }
+
+    /// An error in the current member's header, found at the member's start.
     fn member_err(&self, kind: ErrorKind, what: &str) -> Error {
-        Error::new(kind, format!("{what} in member {}", self.members + 1)).at(self.member_start)
+        self.member_err_at(kind, what, self.member_start)
     }
 
     /// Parses the header collected in `self.buf`.
@@ -237,7 +252,7 @@ impl<I: Inflate> GzipDecoder<I> {
             ErrorKind::TrailingData,
             format!(
                 "data after the end of gzip member {} is not a gzip member \
-                 (containers/image rejects it; lenient gzip mode ignores it)",
+                 (containers/image rejects it; option lenient_gzip ignores it)",
                 self.members
             ),
         )
@@ -246,11 +261,11 @@ impl<I: Inflate> GzipDecoder<I> {
 
     fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
         let step = self.inflater.inflate(input, output).map_err(|e| {
-            self.member_err(
+            self.member_err_at(
                 ErrorKind::Corrupt,
                 &format!("invalid deflate data ({})", e.what),
+                self.offset + e.consumed as u64,
             )
-            .at(self.offset + e.consumed as u64)
         })?;
         let (consumed, produced) = (step.consumed, step.produced);
         self.isize = self.isize.wrapping_add(produced as u32);
@@ -268,9 +283,11 @@ impl<I: Inflate> GzipDecoder<I> {
         } else if consumed == 0 && produced == 0 && !input.is_empty() && !output.is_empty() {
             // A decoder that can make no progress with input and room for output is stuck
             // on data it cannot decode.
-            return Err(self
-                .member_err(ErrorKind::Corrupt, "invalid deflate data (no progress)")
-                .at(self.offset));
+            return Err(self.member_err_at(
+                ErrorKind::Corrupt,
+                "invalid deflate data (no progress)",
+                self.offset,
+            ));
         }
         Ok((consumed, produced))
     }
@@ -290,18 +307,20 @@ impl<I: Inflate> GzipDecoder<I> {
         let isize = u32::from_le_bytes(self.buf[4..8].try_into().unwrap());
         let actual = self.inflater.crc();
         if crc != actual {
-            return Err(self.member_err(
+            return Err(self.member_err_at(
                 ErrorKind::Corrupt,
                 &format!("CRC32 mismatch (stored {crc:08x}, computed {actual:08x})"),
+                self.trailer_start,
             ));
         }
         if isize != self.isize {
-            return Err(self.member_err(
+            return Err(self.member_err_at(
                 ErrorKind::Corrupt,
                 &format!(
                     "ISIZE mismatch (stored {isize}, decoded {} mod 2^32)",
                     self.isize
                 ),
+                self.trailer_start + 4,
             ));
         }
         self.buf.clear();
@@ -346,21 +365,29 @@ impl<I: Inflate> Decode for GzipDecoder<I> {
                         return Ok((produced, false));
                     }
                     if matches!(self.state, State::Body) {
-                        return Err(
-                            self.member_err(ErrorKind::Truncated, "deflate data ends early")
-                        );
+                        return Err(self.member_err_at(
+                            ErrorKind::Truncated,
+                            "deflate data ends early",
+                            self.offset,
+                        ));
                     }
                     continue;
                 }
-                State::Header => {
-                    Err(self.member_err(ErrorKind::Truncated, "data ends inside the header"))
-                }
-                State::Trailer if self.buf.is_empty() => {
-                    Err(self.member_err(ErrorKind::Truncated, "data ends before the trailer"))
-                }
-                State::Trailer => {
-                    Err(self.member_err(ErrorKind::Truncated, "data ends inside the trailer"))
-                }
+                State::Header => Err(self.member_err_at(
+                    ErrorKind::Truncated,
+                    "data ends inside the header",
+                    self.offset,
+                )),
+                State::Trailer if self.buf.is_empty() => Err(self.member_err_at(
+                    ErrorKind::Truncated,
+                    "data ends before the trailer",
+                    self.offset,
+                )),
+                State::Trailer => Err(self.member_err_at(
+                    ErrorKind::Truncated,
+                    "data ends inside the trailer",
+                    self.offset,
+                )),
             };
         }
     }

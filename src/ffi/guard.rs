@@ -44,6 +44,12 @@ impl OnPanic for u64 {
     }
 }
 
+impl OnPanic for usize {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
 impl OnPanic for bool {
     fn on_panic() -> Self {
         false

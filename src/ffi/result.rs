@@ -4,7 +4,7 @@ use std::ffi::{CString, c_char};
 
 use super::codes::{code_of, diffid_code, diffid_format, format_of};
 use super::guard::{OnPanic, c_string, guard};
-use crate::{Format, Report};
+use crate::{Format, Report, Warning};
 
 /// The outcome of one digest computation: the digests, sizes, format and tar verdict, or
 /// the error that replaced them (its code and message). Made by `diffid_digest_file`,
@@ -28,6 +28,9 @@ pub struct diffid_result {
     tar_end_marker: bool,
     tar_error: Option<CString>,
     error: Option<CString>,
+    error_offset: u64,
+    /// (code, message) of each warning.
+    warnings: Vec<(&'static std::ffi::CStr, CString)>,
 }
 
 impl diffid_result {
@@ -47,6 +50,12 @@ impl diffid_result {
                 tar_end_marker: r.tar.end_marker,
                 tar_error: r.tar.to_error().map(|e| c_string(&e.to_string())),
                 error: None,
+                error_offset: DIFFID_OFFSET_UNKNOWN,
+                warnings: r
+                    .warnings
+                    .iter()
+                    .map(|w| (warning_code(w), c_string(&w.to_string())))
+                    .collect(),
             },
             Err(e) => diffid_result {
                 code: code_of(e.kind()),
@@ -62,8 +71,20 @@ impl diffid_result {
                 tar_end_marker: false,
                 tar_error: None,
                 error: Some(c_string(&e.to_string())),
+                error_offset: e.offset().unwrap_or(DIFFID_OFFSET_UNKNOWN),
+                warnings: Vec::new(),
             },
         }
+    }
+}
+
+/// `Warning::code()` as static C strings (a test checks they agree).
+fn warning_code(w: &Warning) -> &'static std::ffi::CStr {
+    match w {
+        Warning::EmptyLayer => c"empty_layer",
+        Warning::CompressedAfterSkippableFrame { .. } => c"compressed_after_skippable_frame",
+        Warning::ExtractorDependentEntry { .. } => c"extractor_dependent_entry",
+        Warning::DataAfterEndMarker { .. } => c"data_after_end_marker",
     }
 }
 
@@ -112,6 +133,27 @@ pub unsafe extern "C" fn diffid_result_code(r: *const diffid_result) -> diffid_c
 pub unsafe extern "C" fn diffid_result_error(r: *const diffid_result) -> *const c_char {
     // SAFETY: `r` is as this function's contract requires.
     unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.error)) }
+}
+
+/// What `diffid_result_error_offset` returns when the error concerns no place in the input:
+/// `UINT64_MAX`, never a real offset.
+pub const DIFFID_OFFSET_UNKNOWN: u64 = u64::MAX;
+
+/// The byte offset in the blob (the compressed input, from 0) of the fault behind the error
+/// the result holds: the exact byte when the decoder knows it (a non-zero xz block padding
+/// byte, a gzip trailer, the end of a truncated input), else the start of the smallest unit
+/// holding it (a zstd block or checksum, a gzip member, ...), which the message names.
+/// `DIFFID_OFFSET_UNKNOWN` on success, when the error concerns no place in the input (an
+/// option, a cancel, the maximum size, an invalid tar stream), or when `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn diffid_result_error_offset(r: *const diffid_result) -> u64 {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, DIFFID_OFFSET_UNKNOWN, |r| r.error_offset) }
 }
 
 /// The blob digest (over the raw bytes), as `"sha256:<64 hex digits>"` (or `sha512:`,
@@ -167,9 +209,10 @@ pub unsafe extern "C" fn diffid_result_diff_size(r: *const diffid_result) -> u64
     unsafe { read(r, 0, |r| r.diff_size) }
 }
 
-/// The detected compression. `DIFFID_FORMAT_NONE` also when the format is not known (an
-/// error result from a file that could not be read, NULL `r`): `diffid_result_format_name`
-/// tells the two apart.
+/// The detected compression, on success and on error alike (an error found after the first
+/// bytes were read keeps the format: `DIFFID_FORMAT_NONE` for an uncompressed blob).
+/// `DIFFID_FORMAT_NONE` also when the format is not known (the input could not be read at
+/// all, NULL `r`): `diffid_result_format_name` tells the two apart.
 ///
 /// # Safety
 ///
@@ -186,7 +229,8 @@ pub unsafe extern "C" fn diffid_result_format(r: *const diffid_result) -> diffid
 }
 
 /// The name of the detected compression: `"none"`, `"gzip"`, `"bzip2"`, `"xz"` or
-/// `"zstd"`; NULL when it is not known (an error before or outside decoding, NULL `r`).
+/// `"zstd"`, on success and on error alike; NULL only when it is not known (the input could
+/// not be read at all, a bad option, NULL `r`).
 ///
 /// # Safety
 ///
@@ -264,6 +308,59 @@ pub unsafe extern "C" fn diffid_result_tar_error(r: *const diffid_result) -> *co
     unsafe { read(r, std::ptr::null(), |r| c_ptr(&r.tar_error)) }
 }
 
+/// The number of warnings of a successful result: what is no error but an importer may want
+/// to know (an empty layer, compressed data behind a leading zstd skippable frame, entry types
+/// some extractors do not apply, data after the tar end marker). 0 for most layers, for an
+/// error result, and when `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn diffid_result_warning_count(r: *const diffid_result) -> usize {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe { read(r, 0, |r| r.warnings.len()) }
+}
+
+/// The message of warning `i` (from 0, below `diffid_result_warning_count`), e.g. `"empty
+/// layer: the tar stream has no entries"`; NULL when `i` is out of range or `r` is NULL.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn diffid_result_warning(r: *const diffid_result, i: usize) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe {
+        read(r, std::ptr::null(), |r| {
+            r.warnings.get(i).map_or(std::ptr::null(), |w| w.1.as_ptr())
+        })
+    }
+}
+
+/// The stable code of warning `i`: `"empty_layer"`, `"compressed_after_skippable_frame"`,
+/// `"extractor_dependent_entry"` or `"data_after_end_marker"` (new codes may come); NULL
+/// when `i` is out of range or `r` is NULL. Static: valid for the life of the process.
+///
+/// # Safety
+///
+/// `r` is NULL or a result from this library that has not been freed, and no other thread frees
+/// it during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn diffid_result_warning_code(
+    r: *const diffid_result,
+    i: usize,
+) -> *const c_char {
+    // SAFETY: `r` is as this function's contract requires.
+    unsafe {
+        read(r, std::ptr::null(), |r| {
+            r.warnings.get(i).map_or(std::ptr::null(), |w| w.0.as_ptr())
+        })
+    }
+}
+
 /// Frees a result and every string it returned. NULL is a no-op.
 ///
 /// # Safety
@@ -278,4 +375,24 @@ pub unsafe extern "C" fn diffid_result_free(r: *mut diffid_result) {
             drop(unsafe { Box::from_raw(r) });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_codes_are_the_rust_codes() {
+        for w in [
+            Warning::EmptyLayer,
+            Warning::CompressedAfterSkippableFrame { frame_len: 12 },
+            Warning::ExtractorDependentEntry {
+                offset: 0,
+                typeflag: b'S',
+            },
+            Warning::DataAfterEndMarker { offset: 0 },
+        ] {
+            assert_eq!(warning_code(&w).to_str().unwrap(), w.code());
+        }
+    }
 }

@@ -41,11 +41,11 @@ enum Mode {
 }
 
 impl Digester {
-    /// A digester with the given options.
+    /// A digester with the given options (0 in a limit read as [`Options`] documents).
     pub fn new(opts: &Options) -> Result<Self> {
         opts.validate()?;
         Ok(Digester {
-            opts: opts.clone(),
+            opts: opts.normalized(),
             shared: Arc::new(Shared::default()),
             pool: Pool::new(CHUNK, 2 * DEPTH + 2),
             current: None,

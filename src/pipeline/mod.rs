@@ -62,6 +62,7 @@ use crate::error::{Error, ErrorKind};
 use crate::hash::Digest;
 use crate::pool::{Buf, CHUNK};
 use crate::tar::TarVerdict;
+use crate::warning::Warning;
 
 /// Chunks in flight on each channel.
 const DEPTH: usize = 4;
@@ -89,6 +90,10 @@ pub struct Report {
     pub diff_size: u64,
     /// What the tar stage found.
     pub tar: TarVerdict,
+    /// What is no error but an importer may want to know (an empty layer, compressed data
+    /// behind a leading zstd skippable frame, entry types some extractors do not apply,
+    /// data after the tar end marker), in the order found; empty for most layers.
+    pub warnings: Vec<Warning>,
 }
 
 impl Report {

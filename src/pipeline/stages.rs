@@ -13,6 +13,7 @@ use crate::hash::Hasher;
 use crate::options::Options;
 use crate::pool::{Buf, CHUNK, Pool};
 use crate::tar::TarParser;
+use crate::warning::{Warning, skippable_then_zstd};
 
 /// The decode stage: detection on the first chunk, then the format's decoder.
 pub(super) struct DecodeStage {
@@ -136,7 +137,7 @@ pub(super) fn account(
     match max {
         Some(max) if *produced > max => Err(Error::new(
             ErrorKind::LimitExceeded,
-            format!("decoded stream exceeds the maximum size of {max} bytes"),
+            format!("decoded stream exceeds the maximum size of {max} bytes (option max_size)"),
         )
         .in_format(format)),
         _ => Ok(()),
@@ -185,7 +186,13 @@ pub(super) struct DiffStage {
     hasher: Hasher,
     tar: TarParser,
     tap: Option<Tap>,
+    /// The stream's first bytes (up to [`HEAD`]): for an uncompressed blob, the blob's, where
+    /// a leading zstd skippable frame would be.
+    head: Vec<u8>,
 }
+
+/// How many first bytes [`DiffStage`] keeps.
+const HEAD: usize = 4096;
 
 impl DiffStage {
     pub(super) fn new(opts: &Options, tap: Option<Tap>) -> Self {
@@ -193,12 +200,17 @@ impl DiffStage {
             hasher: Hasher::new(opts.algorithm),
             tar: TarParser::new(),
             tap,
+            head: Vec::new(),
         }
     }
 
     /// Fails only when handing the chunk to the tap fails (see [`Tap`]).
     pub(super) fn push(&mut self, chunk: &Chunk, hash: bool) -> Result<()> {
         let data = chunk.bytes();
+        if self.head.len() < HEAD {
+            let n = (HEAD - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..n]);
+        }
         if hash {
             self.hasher.update(data);
         }
@@ -225,12 +237,22 @@ pub(super) fn report(
     } else {
         diff.hasher.finish()
     };
-    let tar = diff.tar.finish();
+    let mut tar = diff.tar;
+    let tar_warnings = std::mem::take(&mut tar.warnings);
+    let tar = tar.finish();
     if opts.require_tar {
         if let Some(err) = tar.to_error() {
-            return Err(err);
+            return Err(err.in_format(format));
         }
     }
+    let mut warnings = Vec::new();
+    if format == Format::None {
+        warnings.extend(skippable_then_zstd(&diff.head));
+    }
+    if tar.valid && tar.entries == 0 {
+        warnings.push(Warning::EmptyLayer);
+    }
+    warnings.extend(tar_warnings);
     let result = opts.check_expected(Report {
         format,
         blob_digest,
@@ -238,6 +260,7 @@ pub(super) fn report(
         diff_id,
         diff_size,
         tar,
+        warnings,
     });
     drop(tap);
     result

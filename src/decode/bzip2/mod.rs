@@ -23,14 +23,21 @@ pub(super) use self::parallel::ParBzip2Decoder;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
-/// `kind` error of the decoder for stream `stream` (counted from 1) starting at `start`.
+/// The error the decoder gave in stream `stream` (counted from 1) starting at byte `start`,
+/// which is the error's offset. Not where the decoder stopped: the decoder (libbz2-rs-sys)
+/// reads up to 8 bytes ahead when they are there, so that place depends on how the input
+/// was cut, and the sequential and parallel paths must give one answer.
 fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
     let what = match e {
         BzError::DataMagic => "bad stream magic".to_string(),
         BzError::Data => "invalid data or CRC mismatch".to_string(),
         other => other.to_string(),
     };
-    Error::new(ErrorKind::Corrupt, format!("{what} in stream {stream}")).at(start)
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("{what} in stream {stream} (which starts at byte {start})"),
+    )
+    .at(start)
 }
 
 /// A block containers/image's decoder refuses (see `gocheck.rs`), in stream `stream`, its
@@ -46,12 +53,13 @@ fn refused(r: &Refusal, stream: u64, byte: u64) -> Error {
     .at(byte)
 }
 
-fn truncated(stream: u64, start: u64) -> Error {
+/// The input ended at byte `end`, inside stream `stream` starting at byte `start`.
+fn truncated(stream: u64, start: u64, end: u64) -> Error {
     Error::new(
         ErrorKind::Truncated,
-        format!("data ends inside stream {stream}"),
+        format!("data ends inside stream {stream} (which starts at byte {start})"),
     )
-    .at(start)
+    .at(end)
 }
 
 pub(super) struct Bzip2Decoder {
@@ -118,7 +126,9 @@ impl Bzip2Decoder {
                 )
                 .at(self.stream_start));
             }
-            Err(e) => return Err(stream_error(e, self.streams + 1, self.stream_start)),
+            Err(e) => {
+                return Err(stream_error(e, self.streams + 1, self.stream_start));
+            }
         }
         Ok((consumed, produced))
     }
@@ -141,6 +151,6 @@ impl Decode for Bzip2Decoder {
         if produced > 0 || self.at_boundary {
             return Ok((produced, self.at_boundary && produced == 0));
         }
-        Err(truncated(self.streams + 1, self.stream_start))
+        Err(truncated(self.streams + 1, self.stream_start, self.offset))
     }
 }

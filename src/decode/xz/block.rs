@@ -261,7 +261,7 @@ pub(super) fn check_header(
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "unsupported filter chain ({}) at {id}; decode it with full_xz",
+                "unsupported filter chain ({}) at {id}; decode it with option full_xz",
                 chain_name(&ids)
             ),
         ));
@@ -271,7 +271,7 @@ pub(super) fn check_header(
             ErrorKind::LimitExceeded,
             format!(
                 "{id} needs {memusage} bytes of decoder memory, more than the limit of {} \
-                     (decoder_memory_limit)",
+                     (option decoder_memory_limit)",
                 policy.memory_limit
             ),
         ));
@@ -301,6 +301,9 @@ pub(super) struct BlockDecoder {
     header_size: u64,
     /// Compressed bytes of the current block consumed after its header.
     data_consumed: u64,
+    /// How far before `data_consumed` the last error's fault lies (the bad padding byte was
+    /// consumed; a check is a field, not a point).
+    fault_back: u64,
     uncompressed: u64,
 }
 
@@ -326,13 +329,16 @@ impl BlockDecoder {
             check_state: CheckState::None,
             header_size: 0,
             data_consumed: 0,
+            fault_back: 0,
             uncompressed: 0,
         }
     }
 
-    /// Compressed bytes of the current block consumed after its header (for error offsets).
-    pub(super) fn data_consumed(&self) -> u64 {
-        self.data_consumed
+    /// Offset, counted from the end of the block header, of the fault behind the last error
+    /// of [`decode`](Self::decode): the non-zero padding byte, the first byte of a check that
+    /// does not match, or else where liblzma stopped.
+    pub(super) fn fault_offset(&self) -> u64 {
+        self.data_consumed - self.fault_back
     }
 
     /// Prepares to decode the block whose complete header is `header` (its size byte first,
@@ -350,6 +356,7 @@ impl BlockDecoder {
         self.check = check;
         self.header_size = header.len() as u64;
         self.data_consumed = 0;
+        self.fault_back = 0;
         self.uncompressed = 0;
         let BlockHeader {
             block, mut filters, ..
@@ -420,6 +427,7 @@ impl BlockDecoder {
                 let computed = self.check_state.finish();
                 let stored = &self.block.raw_check[..self.check.size()];
                 if computed != stored {
+                    self.fault_back = self.check.size() as u64;
                     return Err(Error::new(
                         ErrorKind::Corrupt,
                         format!(
@@ -432,11 +440,30 @@ impl BlockDecoder {
                 }
                 Ok((consumed, produced, true))
             }
+            // liblzma's block decoder sets the compressed size once the LZMA2 data has ended
+            // (or had it from the header) and then reads the padding a byte at a time,
+            // failing just after a non-zero one; a fault in the data or the sizes is found at
+            // or before that size.
+            lz::LZMA_DATA_ERROR
+                if self.block.compressed_size != lz::LZMA_VLI_UNKNOWN
+                    && self.data_consumed > self.block.compressed_size
+                    && consumed > 0
+                    && input[consumed - 1] != 0 =>
+            {
+                self.fault_back = 1;
+                Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "block padding is not zero at {id} (byte 0x{:02x})",
+                        input[consumed - 1]
+                    ),
+                ))
+            }
             lz::LZMA_DATA_ERROR => Err(Error::new(
                 ErrorKind::Corrupt,
                 format!(
-                    "corrupt compressed data at {id} (invalid LZMA2 data, non-zero block \
-                     padding, or sizes that differ from the block header)"
+                    "corrupt compressed data at {id} (invalid LZMA2 data, or sizes that \
+                     differ from the block header)"
                 ),
             )),
             lz::LZMA_MEM_ERROR => Err(Error::new(

@@ -221,7 +221,7 @@ impl XzDecoder {
                 let (c, p, done) = self
                     .block
                     .decode(src, &mut output[op..])
-                    .map_err(|e| e.at(self.block_data_start + self.block.data_consumed()))?;
+                    .map_err(|e| e.at(self.block_data_start + self.block.fault_offset()))?;
                 if from_replay {
                     // Already counted in `pos` when it was gathered.
                     self.replay_pos += c;
@@ -401,7 +401,7 @@ impl XzDecoder {
             let (_, p, done) = self
                 .block
                 .decode(&[], output)
-                .map_err(|e| e.at(self.block_data_start + self.block.data_consumed()))?;
+                .map_err(|e| e.at(self.block_data_start + self.block.fault_offset()))?;
             if done {
                 self.end_block()?;
             }

@@ -69,7 +69,7 @@ impl BlockJob<'_> {
             let end = (op + OUTPUT_SLICE).min(n + 1);
             let (c, p, done) = bd
                 .decode(&self.data[ip..], &mut out[op..end])
-                .map_err(|e| e.at(self.data_start + bd.data_consumed()))?;
+                .map_err(|e| e.at(self.data_start + bd.fault_offset()))?;
             ip += c;
             op += p;
             if done {
@@ -81,7 +81,7 @@ impl BlockJob<'_> {
                     ErrorKind::Internal,
                     format!("the decoder of {} stopped short", self.id),
                 )
-                .at(self.data_start + bd.data_consumed()));
+                .at(self.data_start + bd.fault_offset()));
             }
         }
     }

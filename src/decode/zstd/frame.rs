@@ -173,3 +173,216 @@ pub(in crate::decode) fn splits(prefix: &[u8]) -> Option<bool> {
         Walk::Skip(_) | Walk::Stream => Some(false),
     }
 }
+
+/// Follows the units of the zstd bytes handed to libzstd — a frame header, each block
+/// (header and body), a frame's checksum, a skippable frame — so that the decoders feed
+/// libzstd no further than the end of the current unit, and an error names the unit it was
+/// found in and where that unit starts (libzstd itself reports no position). Anything it does
+/// not understand (an unknown magic, a reserved block type) makes it lose track: the frame is
+/// then the smallest unit it names.
+#[derive(Debug, Clone)]
+pub(super) struct Units {
+    state: Unit,
+    /// The frame or block header gathered so far.
+    head: [u8; 18],
+    have: usize,
+    /// Offsets in the input of the current frame, the current unit and the next byte.
+    frame_start: u64,
+    unit_start: u64,
+    pos: u64,
+    /// Blocks of the current frame started so far.
+    blocks: u64,
+    checksum: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// The first bytes of a frame: its magic and (zstd) its descriptor byte.
+    Magic,
+    FrameHeader {
+        len: usize,
+    },
+    SkipHeader,
+    Skip {
+        left: u64,
+    },
+    BlockHeader,
+    BlockBody {
+        left: u64,
+        last: bool,
+    },
+    Checksum {
+        left: u64,
+    },
+    Lost,
+}
+
+impl Units {
+    /// Tracking from a frame that starts at input offset `at`.
+    pub(super) fn at(at: u64) -> Units {
+        Units {
+            state: Unit::Magic,
+            head: [0; 18],
+            have: 0,
+            frame_start: at,
+            unit_start: at,
+            pos: at,
+            blocks: 0,
+            checksum: false,
+        }
+    }
+
+    /// How many more bytes belong to the current unit (at least 1).
+    pub(super) fn limit(&self) -> usize {
+        let n = match self.state {
+            Unit::Magic => 5 - self.have as u64,
+            Unit::SkipHeader => 8 - self.have as u64,
+            Unit::FrameHeader { len } => (len - self.have) as u64,
+            Unit::BlockHeader => 3 - self.have as u64,
+            Unit::Skip { left } | Unit::BlockBody { left, .. } | Unit::Checksum { left } => left,
+            Unit::Lost => u64::MAX,
+        };
+        usize::try_from(n).unwrap_or(usize::MAX).max(1)
+    }
+
+    /// Notes that `bytes` were handed to libzstd.
+    pub(super) fn advance(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = self.limit().min(bytes.len());
+            let (now, rest) = bytes.split_at(n);
+            bytes = rest;
+            self.pos += n as u64;
+            match self.state {
+                Unit::Magic | Unit::SkipHeader | Unit::FrameHeader { .. } | Unit::BlockHeader => {
+                    self.head[self.have..self.have + n].copy_from_slice(now);
+                    self.have += n;
+                    self.headed();
+                }
+                Unit::Skip { left } => {
+                    self.state = Unit::Skip {
+                        left: left - n as u64,
+                    };
+                    if left == n as u64 {
+                        self.next_frame();
+                    }
+                }
+                Unit::BlockBody { left, last } => {
+                    self.state = Unit::BlockBody {
+                        left: left - n as u64,
+                        last,
+                    };
+                    if left == n as u64 {
+                        self.block_ended(last);
+                    }
+                }
+                Unit::Checksum { left } => {
+                    self.state = Unit::Checksum {
+                        left: left - n as u64,
+                    };
+                    if left == n as u64 {
+                        self.next_frame();
+                    }
+                }
+                Unit::Lost => {}
+            }
+        }
+    }
+
+    /// Moves on once the header being gathered is complete.
+    fn headed(&mut self) {
+        let h = &self.head[..self.have];
+        match self.state {
+            Unit::Magic if h.len() == 5 => {
+                let magic = u32::from_le_bytes(h[..4].try_into().unwrap());
+                if magic & SKIPPABLE_MASK == SKIPPABLE_MAGIC {
+                    self.state = Unit::SkipHeader;
+                } else if magic != ZSTD_MAGIC {
+                    self.state = Unit::Lost;
+                } else {
+                    let fhd = h[4];
+                    let single_segment = fhd & 0x20 != 0;
+                    let fcs_size = match fhd >> 6 {
+                        0 => usize::from(single_segment),
+                        1 => 2,
+                        2 => 4,
+                        _ => 8,
+                    };
+                    let len = 5
+                        + usize::from(!single_segment)
+                        + [0, 1, 2, 4][usize::from(fhd & 3)]
+                        + fcs_size;
+                    self.checksum = fhd & 0x04 != 0;
+                    self.state = Unit::FrameHeader { len };
+                    self.headed();
+                }
+            }
+            Unit::SkipHeader if h.len() == 8 => {
+                let left = u64::from(u32::from_le_bytes(h[4..8].try_into().unwrap()));
+                self.state = Unit::Skip { left };
+                if left == 0 {
+                    self.next_frame();
+                }
+            }
+            Unit::FrameHeader { len } if h.len() == len => self.start_block(),
+            Unit::BlockHeader if h.len() == 3 => {
+                let v = u32::from_le_bytes([h[0], h[1], h[2], 0]);
+                let (last, kind, size) = (v & 1 != 0, (v >> 1) & 3, u64::from(v >> 3));
+                let left = match kind {
+                    1 => 1,
+                    3 => {
+                        self.state = Unit::Lost;
+                        return;
+                    }
+                    _ => size,
+                };
+                self.state = Unit::BlockBody { left, last };
+                if left == 0 {
+                    self.block_ended(last);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_block(&mut self) {
+        self.state = Unit::BlockHeader;
+        self.have = 0;
+        self.blocks += 1;
+        self.unit_start = self.pos;
+    }
+
+    fn block_ended(&mut self, last: bool) {
+        if !last {
+            self.start_block();
+        } else if self.checksum {
+            self.state = Unit::Checksum { left: 4 };
+            self.unit_start = self.pos;
+        } else {
+            self.next_frame();
+        }
+    }
+
+    fn next_frame(&mut self) {
+        *self = Units::at(self.pos);
+    }
+
+    /// The unit the next byte belongs to, for frame number `frame` (counted from 1), and the
+    /// offset where that unit starts.
+    pub(super) fn unit(&self, frame: u64) -> (String, u64) {
+        match self.state {
+            Unit::BlockHeader | Unit::BlockBody { .. } => (
+                format!("block {} of frame {frame}", self.blocks),
+                self.unit_start,
+            ),
+            Unit::Checksum { .. } => (
+                format!("the content checksum of frame {frame}"),
+                self.unit_start,
+            ),
+            Unit::FrameHeader { .. } => (format!("the header of frame {frame}"), self.frame_start),
+            Unit::SkipHeader | Unit::Skip { .. } => {
+                (format!("skippable frame {frame}"), self.frame_start)
+            }
+            Unit::Magic | Unit::Lost => (format!("frame {frame}"), self.frame_start),
+        }
+    }
+}

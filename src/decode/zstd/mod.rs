@@ -14,6 +14,7 @@ mod tests;
 
 use zstd::zstd_safe::{self, DCtx, DParameter, InBuffer, OutBuffer};
 
+use self::frame::Units;
 pub(super) use self::frame::splits;
 pub(super) use self::parallel::ParZstdDecoder;
 use super::Decode;
@@ -59,6 +60,9 @@ pub(super) struct ZstdDecoder {
     frame_start: u64,
     /// Frames with a window over `2^window_log` are refused.
     window_log: u32,
+    /// The unit (block, checksum, ...) libzstd is being fed, for feeding it one at a time
+    /// and naming it in errors.
+    units: Units,
 }
 
 /// A decompression context with our limits: windows up to `2^window_log`.
@@ -86,10 +90,26 @@ impl ZstdDecoder {
             frames,
             offset,
             frame_start: offset,
+            units: Units::at(offset),
         })
     }
 
+    /// Feeds libzstd one unit (see [`Units`]) at a time, so that an error is known to be in
+    /// the unit that was being fed.
     fn run(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
+        let (mut ip, mut op) = (0, 0);
+        loop {
+            let end = ip + self.units.limit().min(input.len() - ip);
+            let (c, p) = self.step(&input[ip..end], &mut output[op..])?;
+            ip += c;
+            op += p;
+            if (c == 0 && p == 0) || ip == input.len() || op == output.len() {
+                return Ok((ip, op));
+            }
+        }
+    }
+
+    fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
         let mut inb = InBuffer::around(input);
         let mut outb = OutBuffer::around(output);
         let result = self.dctx.decompress_stream(&mut outb, &mut inb);
@@ -97,6 +117,7 @@ impl ZstdDecoder {
         match result {
             Ok(hint) => {
                 self.offset += consumed as u64;
+                self.units.advance(&input[..consumed]);
                 if consumed > 0 || produced > 0 {
                     let ended = hint == 0;
                     // libzstd stops at the end of each frame, so a call that consumed input
@@ -104,6 +125,7 @@ impl ZstdDecoder {
                     if ended && (consumed > 0 || !self.at_boundary) {
                         self.frames += 1;
                         self.frame_start = self.offset;
+                        self.units = Units::at(self.offset);
                     }
                     self.at_boundary = ended;
                 }
@@ -114,7 +136,7 @@ impl ZstdDecoder {
                 if err.kind() == ErrorKind::LimitExceeded {
                     err = window_error(self.window_log);
                 }
-                Err(err.at(self.frame_start))
+                Err(in_unit(err, &self.units, self.frames + 1))
             }
         }
     }
@@ -172,6 +194,18 @@ fn zstd_error(code: usize, between_frames: bool) -> Error {
     Error::new(kind, format!("invalid frame: {name}"))
 }
 
+/// `err`, found in the unit `units` is at of frame `frame` (counted from 1): the message
+/// names the unit, the offset is the unit's start. Bytes after the last frame that are no
+/// frame are where they start.
+fn in_unit(err: Error, units: &Units, frame: u64) -> Error {
+    if err.kind() == ErrorKind::TrailingData {
+        let (_, start) = units.unit(frame);
+        return err.at(start);
+    }
+    let (unit, start) = units.unit(frame);
+    Error::new(err.kind(), format!("{} in {unit}", err.message())).at(start)
+}
+
 impl Decode for ZstdDecoder {
     fn decode(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize)> {
         self.run(input, output)
@@ -188,10 +222,11 @@ impl Decode for ZstdDecoder {
         if self.at_boundary {
             return Ok((0, true));
         }
+        let (unit, start) = self.units.unit(self.frames + 1);
         Err(Error::new(
             ErrorKind::Truncated,
-            format!("data ends inside frame {}", self.frames + 1),
+            format!("data ends inside {unit} (which starts at byte {start})"),
         )
-        .at(self.frame_start))
+        .at(self.offset))
     }
 }

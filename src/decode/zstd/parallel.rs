@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
 
-use super::frame::{Walk, Walker};
-use super::{ZstdDecoder, new_dctx, zstd_error};
+use super::frame::{Units, Walk, Walker};
+use super::{ZstdDecoder, in_unit, new_dctx, zstd_error};
 use crate::decode::parallel::{BUFFER_MAX, Crew, Done, OUTPUT_SLICE};
 use crate::decode::{Decode, Helpers};
 use crate::error::{Error, ErrorKind, Result};
@@ -141,10 +141,14 @@ impl ParZstdDecoder {
         self.charges.push_back(charge);
         self.charged += charge;
         let frame = std::mem::take(&mut self.frame);
-        let (bound, start) = (self.walker.output_bound(), self.frame_start);
+        let (bound, start, number) = (
+            self.walker.output_bound(),
+            self.frame_start,
+            self.frames + 1,
+        );
         let log = self.window_log;
         self.crew.submit(Box::new(move |dctx, out, stop| {
-            decode_frame(dctx, &frame, bound, out, stop, log).map_err(|e| e.at(start))
+            decode_frame(dctx, &frame, (start, number), bound, out, stop, log)
         }));
         self.submitted += 1;
         self.frames += 1;
@@ -261,9 +265,13 @@ impl ParZstdDecoder {
             Some(seq) => seq.finish(output),
             None if self.skipping > 0 => Err(Error::new(
                 ErrorKind::Truncated,
-                format!("data ends inside frame {}", self.frames + 1),
+                format!(
+                    "data ends inside skippable frame {} (which starts at byte {})",
+                    self.frames + 1,
+                    self.frame_start
+                ),
             )
-            .at(self.frame_start)),
+            .at(self.pos)),
             None => Ok((0, true)),
         }
     }
@@ -286,10 +294,13 @@ fn accept((buf, result): Done<FrameResult>) -> (Vec<u8>, usize, usize, Option<Er
 }
 
 /// Decodes one whole frame (walked, so its end is known) into `out`; returns its length.
-/// `bound` is the most it can decode to. Errors carry no offset.
+/// `at` is the frame's offset in the input and its number (from 1), `bound` the most it can
+/// decode to. Like the streaming decoder, it feeds libzstd one unit at a time, so its errors
+/// name the same unit at the same offset.
 fn decode_frame(
     dctx: &mut Option<DCtx<'static>>,
     frame: &[u8],
+    (start, number): (u64, u64),
     bound: u64,
     out: &mut Vec<u8>,
     stop: &AtomicBool,
@@ -308,6 +319,7 @@ fn decode_frame(
     if out.len() < n {
         out.resize(n, 0);
     }
+    let mut units = Units::at(start);
     let (mut ip, mut op) = (0, 0);
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -327,12 +339,14 @@ fn decode_frame(
             }
         }
         let end = (op + OUTPUT_SLICE).min(n);
-        let mut inb = InBuffer::around(&frame[ip..]);
+        let feed = &frame[ip..ip + units.limit().min(frame.len() - ip)];
+        let mut inb = InBuffer::around(feed);
         let mut outb = OutBuffer::around(&mut out[op..end]);
         let hint = dctx
             .decompress_stream(&mut outb, &mut inb)
-            .map_err(|code| zstd_error(code, false))?;
+            .map_err(|code| in_unit(zstd_error(code, false), &units, number))?;
         let (c, p) = (inb.pos(), outb.pos());
+        units.advance(&feed[..c]);
         ip += c;
         op += p;
         if hint == 0 {

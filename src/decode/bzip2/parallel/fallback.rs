@@ -133,7 +133,7 @@ impl ParBzip2Decoder {
             Ok(_) if consumed == 0 && produced == 0 => {
                 if src.is_empty() {
                     // `finishing`: the input ended inside the stream.
-                    Err(truncated(self.streams + 1, self.stream_start))
+                    Err(truncated(self.streams + 1, self.stream_start, st.next))
                 } else {
                     Ok(Flow::NeedInput)
                 }

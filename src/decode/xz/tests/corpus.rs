@@ -45,7 +45,7 @@ fn corpus_good() {
                 .expect_err(&format!("{name}: accepted by default"));
             assert_eq!(e.kind(), ErrorKind::Unsupported, "{name}: {e}");
             assert!(
-                e.message().contains("decode it with full_xz"),
+                e.message().contains("decode it with option full_xz"),
                 "{name}: {e}"
             );
             assert_decodes(data, &full(), &expected);

@@ -349,7 +349,7 @@ fn filter_chains_need_full_xz() {
         let xz = compress(args, &data);
         let e = assert_fails(&xz, &Options::default(), ErrorKind::Unsupported);
         let want = format!(
-            "unsupported filter chain ({chain}) at block 1 of stream 1; decode it with full_xz"
+            "unsupported filter chain ({chain}) at block 1 of stream 1; decode it with option full_xz"
         );
         assert_eq!(e.message(), want);
         assert_eq!(e.offset(), Some(12));
@@ -548,7 +548,8 @@ fn errors_stick_and_offsets_are_given() {
             .starts_with("integrity check (CRC32) mismatch at block 1 of stream 1"),
         "{e}"
     );
-    assert_eq!(e.offset(), Some(r.start as u64));
+    // At the check field's first byte.
+    assert_eq!(e.offset(), Some(r.start as u64 - 4));
     let mut dec = XzDecoder::new(&Options::default()).unwrap();
     let mut out = vec![0; 1 << 16];
     let mut first = None;
