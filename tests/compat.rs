@@ -653,7 +653,7 @@ fn memory_limit_caps_the_zstd_window() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = put(dir.path(), "long28.zst", &blob);
-    let go = &oracle(&[path.clone()])[0];
+    let go = &oracle(std::slice::from_ref(&path))[0];
     let r = digest_path(&path, &Options::default()).unwrap();
     assert_eq!(r.diff_id.to_string(), str_of(go, "diff_id"));
     assert_eq!(r.diff_id.to_string(), openssl("sha256", &data));
