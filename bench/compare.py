@@ -275,8 +275,12 @@ def once(v):
     return "¹" if v and len(v["walls"]) == 1 and v["rounds"] > 1 else ""
 
 
-def fmt_s(x):
-    return "—" if x is None else (f"{x:.2f}" if x < 10 else f"{x:.1f}")
+def fmt_s(x, ms=False):
+    """Seconds for a table: "—" for None, 2 decimals below 10 s, 1 above; with ms=True 3
+    decimals below 1 s (sweep.py's small layers take well under a second)."""
+    if x is None:
+        return "—"
+    return f"{x:.3f}" if ms and x < 1 else f"{x:.2f}" if x < 10 else f"{x:.1f}"
 
 
 def verdict(value, target, at_most):
@@ -286,32 +290,44 @@ def verdict(value, target, at_most):
     return "PASS" if ok else "MISS"
 
 
-def svg_chart(rows, path):
-    """Horizontal bars, log scale: MB/s of decompressed layer per tool, grouped by format."""
+TOOLS = ["diffid", "diffid -j1", "decoder alone", "shell pipeline", "naive Rust",
+         "Go (containers/image)"]
+COLORS = ["#1f6feb", "#7aa7f0", "#8c8c8c", "#c9a227", "#d9822b", "#2da44e"]
+TITLE = ("Throughput in MB/s of decompressed layer, log scale (whole job; decoder alone: "
+         "decoding only)")
+
+
+def svg_chart(rows, path, tools=TOOLS, colors=COLORS, title=TITLE, label="label",
+              legend_per_line=None, bar=13, gap=16, left=270, width=560):
+    """Horizontal bars, log scale: MB/s of decompressed layer per tool, one group per row.
+
+    rows: dicts with the group's name under `label` and "mbps": {tool: MB/s or None}; a tool
+    missing or None gets no bar. tools and colors pair up in legend and bar order. The legend
+    is one line, or starts a new line every legend_per_line entries (the space above the bars
+    grows by one line per len(tools) // legend_per_line). bar, gap, left, width are pixels: a
+    bar's pitch, the gap after a group, the margin for the group names, the width of the
+    scale. Grid lines at 1, 3, 10, 30, ... MB/s. Writes the SVG to path, even with no values.
+    Used by this script (throughput.svg) and by sweep.py (sweep.svg)."""
     import math
-    tools = ["diffid", "diffid -j1", "decoder alone", "shell pipeline", "naive Rust",
-             "Go (containers/image)"]
-    colors = ["#1f6feb", "#7aa7f0", "#8c8c8c", "#c9a227", "#d9822b", "#2da44e"]
-    bar, gap, left, width = 13, 16, 270, 560
     values = [v for r in rows for v in r["mbps"].values() if v]
     lo = 10 ** math.floor(math.log10(max(min(values, default=1), 1e-3)))
     hi = 10 ** math.ceil(math.log10(max(values, default=10)))
     if hi / 3 >= max(values, default=10):
         hi /= 3 + 1e-9  # end at 3 x 10^k when that is enough
     scale = lambda v: (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * width
-    top = 62
-    height = top + len(rows) * (len(tools) * bar + gap) + 40
-    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
-         f'height="{height}" font-family="sans-serif" font-size="11">',
-         '<rect width="100%" height="100%" fill="white"/>',
-         '<text x="10" y="20" font-size="14" font-weight="bold">Throughput in MB/s of '
-         'decompressed layer, log scale (whole job; decoder alone: decoding only)</text>']
-    x = 10
-    for t, c in zip(tools, colors):
-        o.append(f'<rect x="{x}" y="32" width="10" height="10" fill="{c}"/>'
-                 f'<text x="{x + 14}" y="41">{html.escape(t)}</text>')
-        x += 14 + 7 * len(t) + 18
+    top = 62 + (16 * (len(tools) // legend_per_line) if legend_per_line else 0)
     bottom = top + len(rows) * (len(tools) * bar + gap)
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
+         f'height="{bottom + 40}" font-family="sans-serif" font-size="11">',
+         '<rect width="100%" height="100%" fill="white"/>',
+         f'<text x="10" y="20" font-size="14" font-weight="bold">{html.escape(title)}</text>']
+    x, y0 = 10, 32
+    for i, (t, c) in enumerate(zip(tools, colors)):
+        if legend_per_line and i and i % legend_per_line == 0:
+            x, y0 = 10, y0 + 16
+        o.append(f'<rect x="{x}" y="{y0}" width="10" height="10" fill="{c}"/>'
+                 f'<text x="{x + 14}" y="{y0 + 9}">{html.escape(t)}</text>')
+        x += 14 + 7 * len(t) + 18
     # Grid lines at 1, 3, 10, 30, ... MB/s.
     v = lo
     while v <= hi * 1.001:
@@ -326,7 +342,7 @@ def svg_chart(rows, path):
     y = top
     for r in rows:
         o.append(f'<text x="10" y="{y + len(tools) * bar / 2 + 4}" font-weight="bold">'
-                 f'{html.escape(r["label"])}</text>')
+                 f'{html.escape(r[label])}</text>')
         for t, c in zip(tools, colors):
             v = r["mbps"].get(t)
             if v:

@@ -23,9 +23,7 @@ the count, so `-jN` gets N workers even where that oversubscribes the machine.
 
 import datetime
 import hashlib
-import html
 import json
-import math
 import os
 import shlex
 import stat
@@ -297,70 +295,24 @@ def model_md(m, mach, when):
 # The report.
 
 def fmt_s(x):
-    return "—" if x is None else (f"{x:.3f}" if x < 1 else f"{x:.2f}" if x < 10 else f"{x:.1f}")
+    return compare.fmt_s(x, ms=True)
 
 
 def svg_chart(rows, threads, path):
-    """Horizontal bars, log scale, as compare.py's throughput.svg: MB/s of decompressed layer
-    of diffid at each thread count, the decoder alone and the peer at the most threads, one
-    group per layer and format."""
+    """compare.py's chart (as its throughput.svg): MB/s of decompressed layer of diffid at
+    each thread count, the decoder alone and the peer at the most threads, one group per
+    layer and format. No file when there is no value."""
     n = max(threads)
     tools = [f"diffid -j{t}" for t in threads] + ["decoder alone", f"peer, {n} threads"]
     blues = ["#c6dbf7", "#9cc0f2", "#7aa7f0", "#4f8ae8", "#1f6feb", "#1450b8", "#0b347a"]
     colors = [blues[min(len(blues) - 1, round(i * (len(blues) - 1) / max(len(threads) - 1, 1)))]
               for i in range(len(threads))] + ["#8c8c8c", "#c9a227"]
-    bar, gap, left, width = 12, 14, 300, 540
-    values = [v for r in rows for v in r["mbps"].values() if v]
-    if not values:
+    if not any(v for r in rows for v in r["mbps"].values()):
         return
-    lo = 10 ** math.floor(math.log10(max(min(values), 1e-3)))
-    hi = 10 ** math.ceil(math.log10(max(values)))
-    if hi / 3 >= max(values):
-        hi /= 3 + 1e-9
-    scale = lambda v: (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * width
-    top = 62 + 16 * (len(tools) // 6)
-    bottom = top + len(rows) * (len(tools) * bar + gap)
-    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 60}" '
-         f'height="{bottom + 40}" font-family="sans-serif" font-size="11">',
-         '<rect width="100%" height="100%" fill="white"/>',
-         '<text x="10" y="20" font-size="14" font-weight="bold">Thread sweep: MB/s of '
-         'decompressed layer, log scale (diffid: whole job; decoder, peer: decoding only)</text>']
-    x, y0 = 10, 32
-    for i, (t, c) in enumerate(zip(tools, colors)):
-        if i and i % 6 == 0:
-            x, y0 = 10, y0 + 16
-        o.append(f'<rect x="{x}" y="{y0}" width="10" height="10" fill="{c}"/>'
-                 f'<text x="{x + 14}" y="{y0 + 9}">{html.escape(t)}</text>')
-        x += 14 + 7 * len(t) + 18
-    v = lo
-    while v <= hi * 1.001:
-        for g in (v, 3 * v):
-            if g <= hi * 1.01:
-                gx = left + scale(g)
-                o.append(f'<line x1="{gx:.1f}" x2="{gx:.1f}" y1="{top - 4}" y2="{bottom}" '
-                         f'stroke="{"#ccc" if g == v else "#eee"}"/>'
-                         f'<text x="{gx:.1f}" y="{bottom + 14}" text-anchor="middle" '
-                         f'fill="#555">{g:g}</text>')
-        v *= 10
-    y = top
-    for r in rows:
-        o.append(f'<text x="10" y="{y + len(tools) * bar / 2 + 4}" font-weight="bold">'
-                 f'{html.escape(r["title"])}</text>')
-        for t, c in zip(tools, colors):
-            v = r["mbps"].get(t)
-            if v:
-                w = max(1.0, scale(v))
-                o.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 2}" '
-                         f'fill="{c}"><title>{html.escape(t)}: {v:.0f} MB/s</title></rect>'
-                         f'<text x="{left + w + 4:.1f}" y="{y + bar - 3}">{v:.0f}</text>')
-            y += bar
-        y += gap
-    o.append(f'<line x1="{left}" x2="{left}" y1="{top - 4}" y2="{bottom}" stroke="#444"/>')
-    o.append(f'<text x="{left + width / 2}" y="{bottom + 30}" text-anchor="middle">MB/s '
-             f'(decompressed bytes / wall seconds)</text>')
-    o.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(o) + "\n")
+    compare.svg_chart(rows, path, tools, colors, label="title", legend_per_line=6,
+                      bar=12, gap=14, left=300, width=540,
+                      title="Thread sweep: MB/s of decompressed layer, log scale (diffid: "
+                            "whole job; decoder, peer: decoding only)")
 
 
 def report(out, results, layer_dirs, threads, mach, rounds, started, load_before, load_after,
