@@ -28,24 +28,26 @@
 //! panic. What is kept is bounded: one 512-byte block, and at most 1 MiB of PAX, long-name or
 //! sparse-map data (Go's `maxSpecialFileSize`).
 
-use std::collections::BTreeMap;
+mod numbers;
+mod pax;
+mod sparse;
 
 use crate::error::{Error, ErrorKind};
 use crate::warning::Warning;
+use numbers::{c_string, parse_numeric, parse_octal};
+use pax::{PaxMap, merge_pax, parse_pax};
+use sparse::Sparse;
 
 const BLOCK: usize = 512;
 /// Go refuses PAX and GNU long-name headers, and sparse maps, larger than this
 /// (`maxSpecialFileSize`).
 const MAX_SPECIAL: u64 = 1 << 20;
-/// Go's `maxSparseFileEntries`.
-const MAX_SPARSE_ENTRIES: u64 = 1 << 20;
 
 /// Go's `ErrHeader` ("archive/tar: invalid tar header") with what was wrong.
 fn bad(detail: impl std::fmt::Display) -> String {
     format!("invalid tar header: {detail}")
 }
 const EOF: &str = "unexpected EOF (archive truncated)";
-const SPARSE_TOO_LONG: &str = "sparse map too long";
 
 /// What the tar stage concluded about the decoded stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,99 +108,6 @@ enum Phase {
     /// The end marker was seen: the rest is not parsed.
     Ended,
     Failed,
-}
-
-/// PAX records by key: a later record with the same key replaces an earlier one, as in Go's
-/// `map[string]string`. Ordered, so that with several bad records the one reported is the
-/// same on every run (a `HashMap`'s random order made the message vary; the fuzzer saw it).
-type PaxMap = BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// A sparse map being read, checked as Go's `appendSparseEntry` and
-/// `validateSparseEntries` do.
-struct Sparse {
-    /// The file's logical size.
-    size: i64,
-    entries: u64,
-    prev_end: i64,
-    /// Bytes of data the map references: what must be stored.
-    dense: u64,
-    /// An entry broke `validateSparseEntries` (Go reports it once the map is read).
-    invalid: Option<String>,
-    /// Old GNU: bytes of map read so far (Go's `totalSize`).
-    map_bytes: u64,
-    /// GNU 1.0: the map's text so far and how many newlines it holds.
-    text: Vec<u8>,
-    newlines: u64,
-    /// GNU 1.0: the number of entries, once its line is read.
-    count: Option<u64>,
-    /// Physical bytes of the entry (after the header), and how many the map has used.
-    physical: u64,
-    pad: u64,
-}
-
-impl Sparse {
-    fn new(size: i64, physical: u64, pad: u64) -> Self {
-        Sparse {
-            size,
-            entries: 0,
-            prev_end: 0,
-            dense: 0,
-            invalid: None,
-            map_bytes: 0,
-            text: Vec::new(),
-            newlines: 0,
-            count: None,
-            physical,
-            pad,
-        }
-    }
-
-    fn add(&mut self, offset: i64, length: i64) -> Result<(), String> {
-        if self.entries >= MAX_SPARSE_ENTRIES {
-            return Err(format!(
-                "{SPARSE_TOO_LONG}: more than {MAX_SPARSE_ENTRIES} entries"
-            ));
-        }
-        self.entries += 1;
-        if self.invalid.is_some() {
-            return Ok(());
-        }
-        let problem = if offset < 0 || length < 0 {
-            Some("a negative offset or length")
-        } else if offset > i64::MAX - length {
-            Some("an offset plus length that overflows")
-        } else if offset + length > self.size {
-            Some("a region beyond the file's size")
-        } else if self.prev_end > offset {
-            Some("regions out of order or overlapping")
-        } else {
-            None
-        };
-        match problem {
-            Some(p) => {
-                self.invalid = Some(bad(format!(
-                    "sparse map entry {} (offset {offset}, length {length}) has {p}",
-                    self.entries
-                )))
-            }
-            None => {
-                self.prev_end = offset + length;
-                self.dense += length as u64;
-            }
-        }
-        Ok(())
-    }
-
-    /// The map is complete: Go's `validateSparseEntries`.
-    fn check(&self) -> Result<(), String> {
-        if self.size < 0 {
-            return Err(bad(format!("negative sparse file size {}", self.size)));
-        }
-        match &self.invalid {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
-        }
-    }
 }
 
 /// The streaming tar parser. Feed it the decoded stream in pieces of any size.
@@ -519,175 +428,12 @@ impl TarParser {
         let physical = physical as u64;
         let pad = padding(physical);
 
-        // handleSparseFile.
-        if typeflag == b'S' {
-            if format != HeaderFormat::Gnu {
-                return Err(bad("a GNU sparse entry in a header that is not GNU"));
-            }
-            let real = parse_numeric(&self.block[483..495])
-                .ok_or_else(|| bad("bad GNU sparse realsize field"))?;
-            let mut sparse = Sparse::new(real, physical, pad);
-            sparse.map_bytes = 97;
-            old_sparse_entries(&self.block[386..482], &mut sparse)?;
-            let extended = self.block[482] != 0;
-            self.sparse = Some(sparse);
-            if extended {
-                self.phase = Phase::SparseExt;
-                return Ok(());
-            }
-            return self.sparse_entry(typeflag);
-        }
-        let Some(pax) = pax else {
-            return self.plain_entry(physical, pad);
-        };
-        let get = |k: &str| pax.get(k.as_bytes()).map_or(&[][..], Vec::as_slice);
-        let (major, minor) = (get("GNU.sparse.major"), get("GNU.sparse.minor"));
-        let v1 = if major == b"0" && (minor == b"0" || minor == b"1") {
-            false
-        } else if major == b"1" && minor == b"0" {
-            true
-        } else if !major.is_empty() || !minor.is_empty() || get("GNU.sparse.map").is_empty() {
-            // An unknown version, or not a GNU sparse file.
-            return self.plain_entry(physical, pad);
-        } else {
-            false
-        };
-        let mut logical = size;
-        let sparse_size = match get("GNU.sparse.size") {
-            b"" => get("GNU.sparse.realsize"),
-            s => s,
-        };
-        if !sparse_size.is_empty() {
-            logical = parse_decimal(sparse_size)
-                .ok_or_else(|| bad("bad GNU.sparse.size (or realsize) PAX record"))?;
-        }
-        let mut sparse = Sparse::new(logical, physical, pad);
-        if v1 {
-            // Go reads the map from the entry's data, block by block.
-            self.sparse = Some(sparse);
-            return self.next_sparse_map_block();
-        }
-        // GNU sparse 0.0 / 0.1: the map is in the PAX records.
-        let count = parse_count(get("GNU.sparse.numblocks"))
-            .ok_or_else(|| bad("bad GNU.sparse.numblocks PAX record"))?;
-        let map = get("GNU.sparse.map");
-        let fields: Vec<&[u8]> = if map.is_empty() {
-            Vec::new()
-        } else {
-            map.split(|&c| c == b',').collect()
-        };
-        if fields.len() as u64 != 2 * count {
-            return Err(bad(format!(
-                "GNU.sparse.map has {} numbers for {count} entries",
-                fields.len()
-            )));
-        }
-        for pair in fields.chunks_exact(2) {
-            let (o, l) = (parse_decimal(pair[0]), parse_decimal(pair[1]));
-            let (Some(o), Some(l)) = (o, l) else {
-                return Err(bad("bad number in GNU.sparse.map"));
-            };
-            sparse.add(o, l)?;
-        }
-        self.sparse = Some(sparse);
-        self.sparse_entry(typeflag)
+        self.handle_sparse_file(typeflag, size, format, pax, physical, pad)
     }
 
     fn plain_entry(&mut self, physical: u64, pad: u64) -> Result<(), String> {
         self.entries += 1;
         self.start_data(physical, pad);
-        Ok(())
-    }
-
-    /// The sparse map is read: the rest of `handleSparseFile`, then the entry's data must be
-    /// exactly what the map references (Go's `sparseFileReader`: `errMissData`,
-    /// `errUnrefData`).
-    fn sparse_entry(&mut self, typeflag: u8) -> Result<(), String> {
-        let sparse = self.sparse.take().expect("a sparse entry in progress");
-        if header_only(typeflag) {
-            return Err(bad("a sparse map on an entry type that has no data"));
-        }
-        sparse.check()?;
-        self.entries += 1;
-        if sparse.physical < sparse.dense {
-            return Err(format!(
-                "sparse file references non-existent data: the map references {} bytes, the entry stores {}",
-                sparse.dense, sparse.physical
-            ));
-        }
-        if sparse.physical > sparse.dense {
-            return Err(format!(
-                "sparse file contains unreferenced data: the map references {} bytes, the entry stores {}",
-                sparse.dense, sparse.physical
-            ));
-        }
-        self.start_data(sparse.physical, sparse.pad);
-        Ok(())
-    }
-
-    /// An old GNU sparse extension block (`readOldGNUSparseMap`).
-    fn on_sparse_ext(&mut self) -> Result<(), String> {
-        let sparse = self.sparse.as_mut().expect("a sparse entry in progress");
-        sparse.map_bytes += 21 * 24 + 1;
-        if sparse.map_bytes >= MAX_SPECIAL {
-            return Err(format!(
-                "{SPARSE_TOO_LONG}: old GNU sparse extension blocks beyond 1 MiB"
-            ));
-        }
-        old_sparse_entries(&self.block[..504], sparse)?;
-        if self.block[504] == 0 {
-            return self.sparse_entry(b'S');
-        }
-        Ok(())
-    }
-
-    /// A block of a GNU 1.0 sparse map (`readGNUSparseMap1x0`), taken from the entry's data.
-    fn on_sparse_map(&mut self) -> Result<(), String> {
-        let sparse = self.sparse.as_mut().expect("a sparse entry in progress");
-        sparse.physical -= BLOCK as u64;
-        sparse.text.extend_from_slice(&self.block[..]);
-        sparse.newlines += self.block.iter().filter(|&&c| c == b'\n').count() as u64;
-        if sparse.count.is_none() && sparse.newlines >= 1 {
-            let line = sparse.text.split(|&c| c == b'\n').next().unwrap_or(&[]);
-            let count =
-                parse_count(line).ok_or_else(|| bad("bad entry count in a GNU 1.0 sparse map"))?;
-            sparse.count = Some(count);
-        }
-        match sparse.count {
-            Some(count) if sparse.newlines > 2 * count => {
-                let text = std::mem::take(&mut sparse.text);
-                let mut lines = text.split(|&c| c == b'\n').skip(1);
-                for _ in 0..count {
-                    let o = lines.next().and_then(parse_decimal);
-                    let l = lines.next().and_then(parse_decimal);
-                    let (Some(o), Some(l)) = (o, l) else {
-                        return Err(bad("bad number in a GNU 1.0 sparse map"));
-                    };
-                    sparse.add(o, l)?;
-                }
-                // A header-only type has no data, so its map already failed above.
-                self.sparse_entry(b'0')
-            }
-            _ => self.next_sparse_map_block(),
-        }
-    }
-
-    /// Go's `feedTokens`: another block of the map, within 1 MiB and the entry's data.
-    fn next_sparse_map_block(&mut self) -> Result<(), String> {
-        let sparse = self.sparse.as_mut().expect("a sparse entry in progress");
-        sparse.map_bytes += BLOCK as u64;
-        if sparse.map_bytes > MAX_SPECIAL {
-            return Err(format!(
-                "{SPARSE_TOO_LONG}: GNU 1.0 sparse map beyond 1 MiB"
-            ));
-        }
-        if sparse.physical < BLOCK as u64 {
-            return Err(format!(
-                "{EOF}: the GNU 1.0 sparse map runs past the entry's {} bytes of data",
-                sparse.physical
-            ));
-        }
-        self.phase = Phase::SparseMap;
         Ok(())
     }
 
@@ -715,66 +461,6 @@ impl TarParser {
             _ => Ok(()),
         }
     }
-}
-
-/// The entries of an old GNU sparse header or extension block (24 bytes each: 12 of offset,
-/// 12 of length); an entry whose offset starts with NUL ends the list.
-fn old_sparse_entries(area: &[u8], sparse: &mut Sparse) -> Result<(), String> {
-    for entry in area.chunks_exact(24) {
-        if entry[0] == 0 {
-            break;
-        }
-        let o = parse_numeric(&entry[..12]);
-        let l = parse_numeric(&entry[12..]);
-        let (Some(o), Some(l)) = (o, l) else {
-            return Err(bad("bad number in an old GNU sparse map"));
-        };
-        sparse.add(o, l)?;
-    }
-    Ok(())
-}
-
-/// Go's `mergePAX` for the fields that can fail or change the verdict; the size the entry
-/// ends up with.
-fn merge_pax(pax: &PaxMap, mut size: i64, name: &mut Vec<u8>) -> Result<i64, String> {
-    for (key, value) in pax {
-        if value.is_empty() {
-            continue; // Go keeps the header's value.
-        }
-        let ok = match key.as_slice() {
-            b"path" => {
-                *name = value.clone();
-                true
-            }
-            b"uid" | b"gid" => parse_decimal(value).is_some(),
-            b"atime" | b"mtime" | b"ctime" => valid_pax_time(value),
-            b"size" => match parse_decimal(value) {
-                Some(v) => {
-                    size = v;
-                    true
-                }
-                None => false,
-            },
-            _ => true,
-        };
-        if !ok {
-            return Err(bad(format!(
-                "PAX record {} has the value {:?}",
-                String::from_utf8_lossy(key),
-                String::from_utf8_lossy(value)
-            )));
-        }
-    }
-    Ok(size)
-}
-
-/// Go's `parsePAXTime`: `%d` or `%d.%d` (the fraction any number of digits).
-fn valid_pax_time(s: &[u8]) -> bool {
-    let (secs, frac) = match s.iter().position(|&c| c == b'.') {
-        Some(dot) => (&s[..dot], &s[dot + 1..]),
-        None => (s, &[][..]),
-    };
-    parse_decimal(secs).is_some() && frac.iter().all(u8::is_ascii_digit)
 }
 
 fn header_only(typeflag: u8) -> bool {
@@ -829,149 +515,4 @@ fn header_format(block: &[u8; BLOCK]) -> Result<HeaderFormat, String> {
     } else {
         HeaderFormat::V7
     })
-}
-
-/// The bytes of a NUL-terminated field up to its first NUL.
-fn c_string(field: &[u8]) -> &[u8] {
-    field
-        .iter()
-        .position(|&b| b == 0)
-        .map_or(field, |n| &field[..n])
-}
-
-/// Go's `parser.parseNumeric`: base-256 when the high bit of the first byte is set,
-/// octal otherwise. `None` where Go sets `ErrHeader`.
-fn parse_numeric(field: &[u8]) -> Option<i64> {
-    if field.first().is_some_and(|&b| b & 0x80 != 0) {
-        let inv = if field[0] & 0x40 != 0 { 0xff } else { 0 };
-        let mut x: u64 = 0;
-        for (i, &c) in field.iter().enumerate() {
-            let mut c = c ^ inv;
-            if i == 0 {
-                c &= 0x7f;
-            }
-            if x >> 56 > 0 {
-                return None;
-            }
-            x = x << 8 | u64::from(c);
-        }
-        if x >> 63 > 0 {
-            return None;
-        }
-        return Some(if inv == 0xff { !(x as i64) } else { x as i64 });
-    }
-    parse_octal(field)
-}
-
-/// Go's `parser.parseOctal`: trim spaces and NULs at both ends, stop at a NUL, base 8.
-fn parse_octal(field: &[u8]) -> Option<i64> {
-    let trim = |c: &u8| *c == b' ' || *c == 0;
-    let start = field.iter().position(|c| !trim(c)).unwrap_or(field.len());
-    let end = field
-        .iter()
-        .rposition(|c| !trim(c))
-        .map_or(start, |e| e + 1);
-    let digits = c_string(&field[start..end]);
-    if digits.is_empty() {
-        return Some(0);
-    }
-    let s = std::str::from_utf8(digits).ok()?;
-    if !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return None;
-    }
-    u64::from_str_radix(s, 8).ok().map(|x| x as i64)
-}
-
-/// Go's `strconv.ParseInt(s, 10, 64)`.
-fn parse_decimal(s: &[u8]) -> Option<i64> {
-    std::str::from_utf8(s).ok()?.parse::<i64>().ok()
-}
-
-/// A count of sparse entries as Go reads it: `ParseInt`, not negative, and twice it must
-/// not overflow.
-fn parse_count(s: &[u8]) -> Option<u64> {
-    parse_decimal(s)
-        .filter(|&n| (0..1 << 62).contains(&n))
-        .map(|n| n as u64)
-}
-
-/// Go's `parsePAX`: records of the form "%d %s=%s\n"; GNU sparse 0.0 offset/numbytes
-/// records, which must alternate starting with an offset, become one `GNU.sparse.map`.
-fn parse_pax(mut data: &[u8]) -> Result<PaxMap, String> {
-    let mut records = PaxMap::new();
-    let mut sparse_map: Vec<&[u8]> = Vec::new();
-    while !data.is_empty() {
-        let (key, value, rest) = parse_pax_record(data)?;
-        data = rest;
-        match key {
-            b"GNU.sparse.offset" | b"GNU.sparse.numbytes" => {
-                let want_offset = sparse_map.len() % 2 == 0;
-                if want_offset != (key == b"GNU.sparse.offset") || value.contains(&b',') {
-                    return Err(bad(
-                        "GNU sparse 0.0 records out of order or holding a comma",
-                    ));
-                }
-                sparse_map.push(value);
-            }
-            _ => {
-                records.insert(key.to_vec(), value.to_vec());
-            }
-        }
-    }
-    if !sparse_map.is_empty() {
-        records.insert(b"GNU.sparse.map".to_vec(), sparse_map.join(&b","[..]));
-    }
-    Ok(records)
-}
-
-/// Key, value, and the bytes after the record.
-type PaxRecord<'a> = (&'a [u8], &'a [u8], &'a [u8]);
-
-/// One PAX record: key, value and what follows. Go's `parsePAXRecord`, whose every check
-/// comes before the slice it guards.
-fn parse_pax_record(s: &[u8]) -> Result<PaxRecord<'_>, String> {
-    let space = s
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or_else(|| bad("PAX record without a space after its length"))?;
-    let len_field = &s[..space];
-    let len = parse_decimal(len_field).ok_or_else(|| {
-        bad(format!(
-            "PAX record length {:?} is not a decimal number",
-            String::from_utf8_lossy(len_field)
-        ))
-    })?;
-    if len < 5 || len as u64 > s.len() as u64 {
-        return Err(bad(format!(
-            "PAX record length {len} is below 5 or beyond the {} bytes left",
-            s.len()
-        )));
-    }
-    // From an index in `s` to one in what follows the space.
-    let body = len - (space as i64 + 1);
-    if body <= 0 {
-        return Err(bad(format!(
-            "PAX record length {len} does not cover its own length field"
-        )));
-    }
-    let rest = &s[space + 1..];
-    let body = body as usize; // <= rest.len(), since len <= s.len()
-    let (record, newline, rest) = (&rest[..body - 1], rest[body - 1], &rest[body..]);
-    if newline != b'\n' {
-        return Err(bad(format!(
-            "PAX record of length {len} does not end in a newline"
-        )));
-    }
-    let eq = record
-        .iter()
-        .position(|&b| b == b'=')
-        .ok_or_else(|| bad("PAX record without '='"))?;
-    let (key, value) = (&record[..eq], &record[eq + 1..]);
-    // Go's `validPAXRecord`.
-    let nul_in_value = matches!(key, b"path" | b"linkpath" | b"uname" | b"gname");
-    if key.is_empty() || (nul_in_value && value.contains(&0)) || (!nul_in_value && key.contains(&0))
-    {
-        return Err(bad("PAX record with an empty key or a NUL byte"));
-    }
-    Ok((key, value, rest))
 }
