@@ -16,7 +16,12 @@ fn diffid(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    match child.stdin.take().unwrap().write_all(stdin) {
+        Ok(()) => {}
+        // The CLI may stop reading once it has failed (a limit reached, a usage error).
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("writing the CLI's standard input: {e}"),
+    }
     child.wait_with_output().unwrap()
 }
 
