@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -218,13 +219,13 @@ func TestDecompressStreamFormats(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s: Result: %v", src.name, err)
 					}
-					if *res != *ref {
+					if !reflect.DeepEqual(*res, *ref) {
 						t.Errorf("%s: Result %+v, DigestReader %+v", src.name, *res, *ref)
 					}
 					if err := rd.Close(); err != nil {
 						t.Errorf("%s: Close: %v", src.name, err)
 					}
-					if res2, err := rd.Result(); err != nil || *res2 != *ref {
+					if res2, err := rd.Result(); err != nil || !reflect.DeepEqual(*res2, *ref) {
 						t.Errorf("%s: Result after Close: %v", src.name, err)
 					}
 				}
