@@ -13,6 +13,8 @@ use crate::options::Options;
 mod bzip2;
 mod gzip;
 mod parallel;
+#[cfg(test)]
+mod test_util;
 mod xz;
 mod zstd;
 
