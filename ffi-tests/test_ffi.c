@@ -479,6 +479,13 @@ static void test_three_workers(void) {
                 CHECK_CODE(diffid_stream_write(s, data + off, n), DIFFID_OK);
                 seen = seen || thread_named("diffid-blob");
             }
+            /* A thread is named by itself once the scheduler first runs it; on a loaded machine
+             * every chunk can be queued before that. The blob thread waits on its channel
+             * until finish, so it gets named: wait for it (30 s at most) rather than race it. */
+            for (int ms = 0; !seen && ms < 30000; ms++) {
+                nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+                seen = thread_named("diffid-blob");
+            }
             diffid_result *r = NULL;
             diffid_stream_finish(s, &r);
             diffid_stream_free(s);
