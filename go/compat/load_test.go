@@ -317,6 +317,13 @@ func TestThreeWorkerLayout(t *testing.T) {
 			}
 			seen = seen || threadNamed(t, "diffid-blob")
 		}
+		// A thread names itself when the scheduler first runs it; on a loaded machine every
+		// chunk can be queued before that. The blob thread waits on its channel until Close,
+		// so it does get named: wait for it (30 s at most) rather than race it.
+		for deadline := time.Now().Add(30 * time.Second); !seen && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+			seen = threadNamed(t, "diffid-blob")
+		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
