@@ -76,28 +76,34 @@ pub fn layer_size() -> usize {
         << 20
 }
 
-fn cache_dir() -> PathBuf {
+fn cache_dir(size: usize) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     target
         .join("bench")
         .join("criterion-inputs")
-        .join(format!("v{GENERATOR}-{}MiB", layer_size() >> 20))
+        .join(format!("v{GENERATOR}-{}MiB", size >> 20))
 }
 
 /// The blob of `form`, generated on first use and cached on disk and in memory. Call it
 /// inside the bench closure, so a filtered-out bench never generates its input.
 pub fn blob(form: Form) -> Arc<Vec<u8>> {
-    static LOADED: Mutex<Vec<(Form, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+    blob_of(form, layer_size())
+}
+
+/// The blob of `form` for a layer of `size` bytes (a whole number of MiB), whatever
+/// `DIFFID_BENCH_MIB` says: for the benches that compare layer sizes side by side.
+pub fn blob_of(form: Form, size: usize) -> Arc<Vec<u8>> {
+    static LOADED: Mutex<Vec<(Form, usize, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
     let mut loaded = LOADED.lock().unwrap();
-    if let Some((_, data)) = loaded.iter().find(|(f, _)| *f == form) {
+    if let Some((_, _, data)) = loaded.iter().find(|(f, s, _)| (*f, *s) == (form, size)) {
         return Arc::clone(data);
     }
     drop(loaded);
-    let data = Arc::new(load(form));
+    let data = Arc::new(load(form, size));
     loaded = LOADED.lock().unwrap();
-    loaded.push((form, Arc::clone(&data)));
+    loaded.push((form, size, Arc::clone(&data)));
     data
 }
 
@@ -106,16 +112,16 @@ pub fn layer_len() -> u64 {
     blob(Form::Tar).len() as u64
 }
 
-fn load(form: Form) -> Vec<u8> {
-    let dir = cache_dir();
+fn load(form: Form, size: usize) -> Vec<u8> {
+    let dir = cache_dir(size);
     let path = dir.join(format!("layer.{}", form.name()));
     if let Ok(data) = fs::read(&path) {
         return data;
     }
     let data = if form == Form::Tar {
-        generate_layer(layer_size())
+        generate_layer(size)
     } else {
-        let tar = blob(Form::Tar);
+        let tar = blob_of(Form::Tar, size);
         eprintln!(
             "diffid benches: compressing the {} MiB layer as {} (cached in {})",
             tar.len() >> 20,
