@@ -26,6 +26,7 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use common::{Form, blob, blob_of, drain, layer_len, layer_size};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Digester, Options, digest_bytes};
 
@@ -67,12 +68,22 @@ fn pipeline(c: &mut Criterion) {
 }
 
 fn sizes(c: &mut Criterion) {
+    sizes_in(c, "sizes");
+}
+
+/// `sizes-cpu/*`: the same, timed in CPU seconds of the whole process (every thread), which
+/// a loaded machine disturbs less than wall time.
+fn sizes_cpu(c: &mut Criterion<CpuTime>) {
+    sizes_in(c, "sizes-cpu");
+}
+
+fn sizes_in<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let cores = threads(0).resolved_threads();
     let mut mib = vec![4, 40];
     if !mib.contains(&(layer_size() >> 20)) {
         mib.push(layer_size() >> 20);
     }
-    let mut g = c.benchmark_group("sizes");
+    let mut g = c.benchmark_group(group);
     g.sampling_mode(SamplingMode::Flat);
     for m in mib {
         let size = m << 20;
@@ -168,6 +179,52 @@ fn concurrent(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of the whole process (user + system, every thread; `getrusage(RUSAGE_SELF)`).
+struct CpuTime;
+
+fn cpu_now() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WALL.formatter()
+    }
+}
+
+criterion_group! {
+    name = cpu;
+    config = Criterion::default()
+        .with_measurement(CpuTime)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = sizes_cpu
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -176,4 +233,4 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = pipeline, sizes, ways_in, concurrent
 }
-criterion_main!(benches);
+criterion_main!(benches, cpu);
