@@ -208,12 +208,14 @@ fn random_layers_match_openssl() {
     result.unwrap();
 
     // Every layout and every parallel decoder ran: the blob hash on its own thread (3 or
-    // more tokens), the decode and DiffID workers, the xz, zstd and bzip2 helper crews.
+    // more tokens), both hashes on one thread beside the decoder (2 tokens), the decode and
+    // DiffID workers, the xz, zstd and bzip2 helper crews.
     let seen = seen.lock().unwrap();
     for name in [
         "diffid-blob",
         "diffid-decode",
         "diffid-diff",
+        "diffid-hashes",
         "diffid-xz-",
         "diffid-zstd-",
         "diffid-bzip2-",
