@@ -27,8 +27,38 @@
   OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
 **********************************************************************/
 
+/* diffid: this copy is linked beside libisal's own igzip_inflate.o, which the assembly block
+ * decoders still pull in (they call its decode_huffman_code_block_stateless_base), so every
+ * name it defines is renamed. */
+#define isal_inflate                            isal_strict_inflate
+#define isal_inflate_init                       isal_strict_inflate_init
+#define isal_inflate_reset                      isal_strict_inflate_reset
+#define isal_inflate_set_dict                   isal_strict_inflate_set_dict
+#define isal_inflate_stateless                  isal_strict_inflate_stateless
+#define isal_read_gzip_header                   isal_strict_read_gzip_header
+#define isal_read_zlib_header                   isal_strict_read_zlib_header
+#define decode_huffman_code_block_stateless_base isal_strict_decode_block_base
+#define static_lit_huff_code                    isal_strict_static_lit_huff_code
+#define static_dist_huff_code                   isal_strict_static_dist_huff_code
+#define pregen_lit_huff_code                    isal_strict_pregen_lit_huff_code
+#define pregen_dist_huff_code                   isal_strict_pregen_dist_huff_code
+
+/* diffid: returned by isal_inflate (and isal_inflate_stateless) for a dynamic block whose
+ * code length code, literal/length code or distance code is incomplete. */
+#define ISAL_INCOMPLETE_CODE -20
+
+/* diffid: the size of struct inflate_state as this file sees it, which Rust compares with
+ * the isal-sys bindings' (the assembly decoders share the layout). */
+#include <stddef.h>
+
 #include <stdint.h>
 #include "igzip_lib.h"
+
+size_t
+isal_strict_state_size(void)
+{
+        return sizeof(struct inflate_state);
+}
 #include "crc.h"
 #include "huff_codes.h"
 #include "igzip_checksums.h"
@@ -1164,6 +1194,29 @@ static uint16_t inline decode_next_header(struct inflate_state *state,
         }
 }
 
+/* diffid: whether the code with count[len] codes of length len (1..15) is incomplete: its
+ * lengths leave part of the code space unused (Kraft sum below 1). zlib's inflate_table and
+ * Go's huffmanDecoder.init (compress/flate and klauspost/compress/flate, so containers/image)
+ * reject an incomplete code in a dynamic block; ISA-L's own tables do not need it complete.
+ * Both allow, for the literal/length and distance codes only (allow_degenerate), no code at
+ * all and a single code of length 1; zlib rejects both for the code length code (Go accepts
+ * the single code there: zlib is the stricter one). An over-subscribed code (Kraft sum above
+ * 1) is not incomplete: set_codes and set_and_expand_lit_len_huffcode reject it. */
+static int
+code_is_incomplete(const uint16_t *count, int allow_degenerate)
+{
+        uint32_t space = 0, codes = 0;
+        int len;
+
+        for (len = 1; len <= MAX_HUFF_TREE_DEPTH; len++) {
+                space += (uint32_t) count[len] << (MAX_HUFF_TREE_DEPTH - len);
+                codes += count[len];
+        }
+        if (space >= 1u << MAX_HUFF_TREE_DEPTH)
+                return 0;
+        return !(allow_degenerate && (codes == 0 || (codes == 1 && count[1] == 1)));
+}
+
 /* Reads data from the in_buffer and sets the huff code corresponding to that
  * data */
 static int inline setup_dynamic_header(struct inflate_state *state)
@@ -1246,6 +1299,10 @@ static int inline setup_dynamic_header(struct inflate_state *state)
 
         if (!flag || set_codes(code_huff, CODE_LEN_CODES, code_count))
                 return ISAL_INVALID_BLOCK;
+
+        /* diffid: the code length code must be complete. */
+        if (code_is_incomplete(code_count, 0))
+                return ISAL_INCOMPLETE_CODE;
 
         make_inflate_huff_code_header(&inflate_code_huff, code_huff, CODE_LEN_CODES, code_count,
                                       CODE_LEN_CODES);
@@ -1374,6 +1431,12 @@ static int inline setup_dynamic_header(struct inflate_state *state)
 
         if (set_codes(&lit_and_dist_huff[LIT_LEN], DIST_LEN, dist_count))
                 return ISAL_INVALID_BLOCK;
+
+        /* diffid: the literal/length and distance codes must be complete, or degenerate as
+         * zlib and Go allow. Checked here, before set_and_expand_lit_len_huffcode, which
+         * changes lit_count. */
+        if (code_is_incomplete(lit_count, 1) || code_is_incomplete(dist_count, 1))
+                return ISAL_INCOMPLETE_CODE;
 
         if (state->hist_bits && state->hist_bits < 15)
                 max_dist = 2 * state->hist_bits;
@@ -2344,7 +2407,7 @@ isal_inflate(struct inflate_state *state)
                 state->next_out += copy_size;
 
                 if (ret == ISAL_INVALID_LOOKBACK || ret == ISAL_INVALID_BLOCK ||
-                    ret == ISAL_INVALID_SYMBOL) {
+                    ret == ISAL_INVALID_SYMBOL || ret == ISAL_INCOMPLETE_CODE) /* diffid */ {
                         /* Set total_out to not count data in tmp_out_buffer */
                         state->total_out -= state->tmp_out_valid - state->tmp_out_processed;
                         if (state->crc_flag)
@@ -2418,7 +2481,7 @@ isal_inflate(struct inflate_state *state)
                 }
 
                 if (ret == ISAL_INVALID_LOOKBACK || ret == ISAL_INVALID_BLOCK ||
-                    ret == ISAL_INVALID_SYMBOL) {
+                    ret == ISAL_INVALID_SYMBOL || ret == ISAL_INCOMPLETE_CODE) /* diffid */ {
                         state->total_out -= state->tmp_out_valid - state->tmp_out_processed;
                         return ret;
                 }
