@@ -80,6 +80,7 @@ pub(crate) enum InflateFault {
     /// lengths leave part of the code space unused). zlib and Go's flate reject it; only a
     /// crafted or non-conforming encoder writes one. Reported by the ISA-L backend; zlib's
     /// messages do not tell it from an over-subscribed code.
+    #[cfg_attr(not(feature = "isal"), allow(dead_code))]
     IncompleteCode,
     /// Anything else: `what` says it.
     Other,
