@@ -281,9 +281,6 @@ struct Tally {
     /// Rejected by us and the C decoder although Go accepts: sample name -> count, and the
     /// first such trial.
     go_only: BTreeMap<String, (usize, String)>,
-    /// Accepted by us and the C decoder although Go rejects (only the checks of
-    /// `only_go_checks`).
-    c_only: BTreeMap<String, (usize, String)>,
 }
 
 impl std::fmt::Display for Tally {
@@ -291,9 +288,6 @@ impl std::fmt::Display for Tally {
         write!(f, "{} ok, errors {:?}", self.ok, self.errors)?;
         for (sample, (n, first)) in &self.go_only {
             write!(f, "\n  {sample}: {n} accepted by Go only, e.g. {first}")?;
-        }
-        for (sample, (n, first)) in &self.c_only {
-            write!(f, "\n  {sample}: {n} rejected by Go only, e.g. {first}")?;
         }
         Ok(())
     }
@@ -426,30 +420,6 @@ fn check_trials(
     tally
 }
 
-/// Whether Go's error is one of the checks the C decoders do not make. Measured:
-/// - zstd: Huffman literal streams whose bits do not end exactly where their output does
-///   (klauspost's "stream overrun" / "short output block"). In a frame without a content
-///   checksum, libzstd and the `zstd` program decode such a frame to *something*.
-///
-/// We accept what the C decoder accepts here, with its output. That breaks compat.md's policy
-/// (accept only what both accept): a known gap, listed in the README's compatibility table,
-/// tolerated here until the zstd decoder checks what containers/image checks: reject
-/// compressed literals (4 streams) where a stream does not decode to exactly its quarter
-/// (klauspost `huff0.Decompress4X`), which libzstd does not check when the frame has no
-/// content checksum. Such a frame decodes to garbage that depends on the libzstd version:
-/// `zstd` 1.5.4 and diffid's libzstd 1.5.7 give different DiffIDs for
-/// `tests/data/known-gaps/zstd-short-output-block.tar.zst` (see `known_gaps_are_rejected`).
-fn only_go_checks(format: Format, go: &Value) -> bool {
-    let err = go["error"].as_str().unwrap_or("");
-    match format {
-        Format::Zstd => {
-            err.contains("corruption detected: stream overrun")
-                || err.contains("corruption detected: short output block")
-        }
-        _ => false,
-    }
-}
-
 /// Checks one trial against both references.
 fn check_one(
     t: &Trial,
@@ -476,23 +446,16 @@ fn check_one(
         Ok(rep) => {
             let c =
                 c.unwrap_or_else(|| panic!("{name}: we accept, the C decoder rejects ({format})"));
-            if go_ok {
-                assert_eq!(rep.diff_id.to_string(), go["diff_id"].as_str().unwrap());
-                assert_eq!(
-                    rep.blob_digest.to_string(),
-                    go["blob_digest"].as_str().unwrap()
-                );
-            } else {
-                assert!(
-                    only_go_checks(format, go),
-                    "{name}: we accept, containers/image rejects: {go}"
-                );
-                let sample = t.name.split([':', ' ']).next().unwrap().to_string();
-                let entry = tally.c_only.entry(sample).or_insert_with(|| {
-                    (0, format!("{} ({}), in {}", t.name, go["error"], dump(t)))
-                });
-                entry.0 += 1;
-            }
+            assert!(
+                go_ok,
+                "{name}: we accept, containers/image rejects: {go} (the blob is in {})",
+                dump(t)
+            );
+            assert_eq!(rep.diff_id.to_string(), go["diff_id"].as_str().unwrap());
+            assert_eq!(
+                rep.blob_digest.to_string(),
+                go["blob_digest"].as_str().unwrap()
+            );
             assert_eq!(rep.format, format, "{name}");
             assert_eq!(rep.diff_size, c.len() as u64, "{name}: size vs C decoder");
             assert_eq!(rep.blob_size, t.data.len() as u64);
@@ -727,15 +690,132 @@ fn bzip2_equal_symbols_in_huffman_tree_is_rejected() {
     rejected_like_containers_image(&["bzip2-equal-symbols-in-huffman-tree.tar.bz2"]);
 }
 
-/// The known gaps of `only_go_checks`: containers/image rejects each file, the C decoder
-/// accepts it, and compat.md's policy says diffid must reject it. Ignored until
-/// `src/decode/zstd/` checks its literal streams as containers/image's decoder does; then it
-/// must pass and the tolerance go.
+/// A gap closed: zstd Huffman literals in four streams where a stream does not decode to
+/// exactly its quarter of the output or does not end exactly (klauspost/compress
+/// `huff0.Decompress4X`), which libzstd's fast Huffman decoder and the `zstd` program accept
+/// (`src/decode/zstd/mod.rs`, `strict_literals`).
 #[test]
-#[ignore = "known gap: the zstd decoder does not make these checks yet"]
 fn known_gaps_are_rejected() {
     rejected_like_containers_image(&[
         "zstd-short-output-block.tar.zst",
         "zstd-stream-overrun.tar.zst",
     ]);
+}
+
+/// The length of the zstd frame header at the start of `frame` (RFC 8878 3.1.1.1).
+fn zstd_header_len(frame: &[u8]) -> u64 {
+    let fhd = frame[4];
+    let single_segment = fhd & 0x20 != 0;
+    let fcs = match fhd >> 6 {
+        0 => u64::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    5 + u64::from(!single_segment) + [0, 1, 2, 4][usize::from(fhd & 3)] + fcs
+}
+
+/// Each condition of containers/image's literal check ("short output block": a stream ends
+/// before its quarter is full; "stream overrun": a stream has bits left when its quarter is
+/// full), in a frame alone and as the second of three frames, on one thread (the streaming
+/// decoder) and on several (frames decoded on helper threads): containers/image rejects each
+/// blob with that condition, and diffid says corrupt, naming block 1 of that frame at the
+/// block's compressed offset.
+#[test]
+fn zstd_literal_streams_are_checked_like_containers_image() {
+    let gaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/known-gaps");
+    let good = zstd(&small_layer(9), &["-3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for (file, condition) in [
+        ("zstd-short-output-block.tar.zst", "short output block"),
+        ("zstd-stream-overrun.tar.zst", "stream overrun"),
+    ] {
+        let bad = std::fs::read(gaps.join(file)).unwrap();
+        let block = zstd_header_len(&bad);
+        let middle = [good.clone(), bad.clone(), good.clone()].concat();
+        cases.push((format!("{file} alone"), bad, condition, 1, block));
+        let at = good.len() as u64 + block;
+        cases.push((format!("{file} as frame 2 of 3"), middle, condition, 2, at));
+    }
+    let items: Vec<(String, Vec<u8>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{i}.zst"), c.1.clone()))
+        .collect();
+    let go = oracle_many(dir.path(), &items);
+    for ((name, data, condition, frame, at), go) in cases.iter().zip(&go) {
+        let go_error = go["error"].as_str().unwrap_or("");
+        assert!(
+            go_error.contains(&format!("corruption detected: {condition}")),
+            "{name}: containers/image says {go}"
+        );
+        for threads in [1, 4] {
+            let opts = Options {
+                threads,
+                ..Options::default()
+            };
+            let e = digest_bytes(data, &opts).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                ErrorKind::Corrupt,
+                "{name}, {threads} threads: {e}"
+            );
+            assert_eq!(e.format(), Some(Format::Zstd), "{name}: {e}");
+            assert_eq!(e.offset(), Some(*at), "{name}, {threads} threads: {e}");
+            assert!(
+                e.message().contains(&format!("block 1 of frame {frame}")),
+                "{name}, {threads} threads: {e}"
+            );
+        }
+    }
+}
+
+/// A zstd compressed block of 0 bytes: libzstd and `zstd -t` decode it to nothing,
+/// containers/image refuses it ("block too small"), so diffid refuses it too: corrupt, at the
+/// block's offset, on one thread and on several, alone and as frame 2 of 3.
+#[test]
+fn zstd_empty_compressed_block_is_rejected_like_containers_image() {
+    let good = zstd(&small_layer(10), &["-3"]);
+    // Magic, descriptor (no content size, no checksum), 1 KiB window, a last compressed
+    // block of 0 bytes.
+    let bad = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00, 0x05, 0x00, 0x00];
+    assert_eq!(
+        c_decode(Format::Zstd, &bad),
+        Some(Vec::new()),
+        "zstd accepts it"
+    );
+    let middle = [good.clone(), bad.clone(), good.clone()].concat();
+    let cases = [(bad, 1, 6), (middle, 2, good.len() as u64 + 6)];
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<(String, Vec<u8>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{i}.zst"), c.0.clone()))
+        .collect();
+    let go = oracle_many(dir.path(), &items);
+    for ((data, frame, at), go) in cases.iter().zip(&go) {
+        assert!(
+            go["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("block too small"),
+            "containers/image says {go}"
+        );
+        for threads in [1, 4] {
+            let opts = Options {
+                threads,
+                ..Options::default()
+            };
+            let e = digest_bytes(data, &opts).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupt, "{threads} threads: {e}");
+            assert_eq!(e.offset(), Some(*at), "{threads} threads: {e}");
+            assert!(
+                e.message().contains(&format!(
+                    "compressed block of 0 bytes in block 1 of frame {frame}"
+                )),
+                "{threads} threads: {e}"
+            );
+        }
+    }
 }

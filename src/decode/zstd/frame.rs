@@ -177,8 +177,9 @@ pub(in crate::decode) fn splits(prefix: &[u8]) -> Option<bool> {
 /// Follows the units of the zstd bytes handed to libzstd — a frame header, each block
 /// (header and body), a frame's checksum, a skippable frame — so that the decoders feed
 /// libzstd no further than the end of the current unit, and an error names the unit it was
-/// found in and where that unit starts (libzstd itself reports no position). Anything it does
-/// not understand (an unknown magic, a reserved block type) makes it lose track: the frame is
+/// found in and where that unit starts (libzstd itself reports no position). It also notes
+/// the faults of a header that libzstd lets pass and containers/image does not (see
+/// [`Units::fault`]). Anything it does not understand (an unknown magic, a reserved block type) makes it lose track: the frame is
 /// then the smallest unit it names.
 #[derive(Debug, Clone)]
 pub(super) struct Units {
@@ -193,6 +194,9 @@ pub(super) struct Units {
     /// Blocks of the current frame started so far.
     blocks: u64,
     checksum: bool,
+    /// A fault libzstd does not report but containers/image does, found in a header:
+    /// what, the block number, and where the block starts. Taken by [`Units::fault`].
+    fault: Option<(String, u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +233,14 @@ impl Units {
             pos: at,
             blocks: 0,
             checksum: false,
+            fault: None,
         }
+    }
+
+    /// The fault found in the bytes advanced over so far that libzstd does not report (see
+    /// [`Units::advance`]), as `(what, block number in its frame, offset of the block)`.
+    pub(super) fn fault(&mut self) -> Option<(String, u64, u64)> {
+        self.fault.take()
     }
 
     /// How many more bytes belong to the current unit (at least 1).
@@ -333,6 +344,21 @@ impl Units {
                         self.state = Unit::Lost;
                         return;
                     }
+                    2 if size < 2 && self.fault.is_none() => {
+                        // RFC 8878 3.1.1.3: a compressed block holds at least a literals
+                        // section header and a sequences section header. libzstd decodes an
+                        // empty one to nothing; containers/image (klauspost/compress
+                        // blockDec.reset) refuses it: "block too small".
+                        self.fault = Some((
+                            format!(
+                                "compressed block of {size} bytes (at least 2: a literals and \
+                                 a sequences header)"
+                            ),
+                            self.blocks,
+                            self.unit_start,
+                        ));
+                        size
+                    }
                     _ => size,
                 };
                 self.state = Unit::BlockBody { left, last };
@@ -363,7 +389,9 @@ impl Units {
     }
 
     fn next_frame(&mut self) {
+        let fault = self.fault.take();
         *self = Units::at(self.pos);
+        self.fault = fault;
     }
 
     /// The unit the next byte belongs to, for frame number `frame` (counted from 1), and the
