@@ -1,6 +1,7 @@
 //! The frame walker: where a frame ends, found from its frame and block headers alone.
 
 use super::WINDOW_LOG_MAX;
+use super::weights;
 use crate::decode::parallel::BUFFER_MAX;
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
@@ -197,7 +198,15 @@ pub(super) struct Units {
     /// A fault libzstd does not report but containers/image does, found in a header:
     /// what, the block number, and where the block starts. Taken by [`Units::fault`].
     fault: Option<(String, u64, u64)>,
+    /// The first bytes of the current compressed block's body, for [`weights::fault`], and
+    /// how many to gather (0: none).
+    body: Vec<u8>,
+    body_want: usize,
 }
+
+/// The most [`weights::needed`] asks: a 5-byte literals header, the weights' size byte, 127
+/// bytes of weights.
+const BODY_MAX: usize = 5 + 1 + 127;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
@@ -234,6 +243,8 @@ impl Units {
             blocks: 0,
             checksum: false,
             fault: None,
+            body: Vec::new(),
+            body_want: 0,
         }
     }
 
@@ -278,6 +289,17 @@ impl Units {
                     }
                 }
                 Unit::BlockBody { left, last } => {
+                    if self.body_want > 0 {
+                        let k = now.len().min(self.body_want - self.body.len());
+                        self.body.extend_from_slice(&now[..k]);
+                        if self.body.len() == self.body_want {
+                            self.body_want = 0;
+                            if let Some(what) = weights::fault(&self.body) {
+                                self.fault
+                                    .get_or_insert((what, self.blocks, self.unit_start));
+                            }
+                        }
+                    }
                     self.state = Unit::BlockBody {
                         left: left - n as u64,
                         last,
@@ -361,6 +383,10 @@ impl Units {
                     }
                     _ => size,
                 };
+                if kind == 2 {
+                    self.body.clear();
+                    self.body_want = usize::try_from(size).map_or(BODY_MAX, |s| s.min(BODY_MAX));
+                }
                 self.state = Unit::BlockBody { left, last };
                 if left == 0 {
                     self.block_ended(last);
@@ -371,6 +397,7 @@ impl Units {
     }
 
     fn start_block(&mut self) {
+        self.body_want = 0;
         self.state = Unit::BlockHeader;
         self.have = 0;
         self.blocks += 1;

@@ -19,6 +19,7 @@ mod frame;
 mod parallel;
 #[cfg(test)]
 mod tests;
+mod weights;
 
 use std::sync::OnceLock;
 
