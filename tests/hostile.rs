@@ -833,3 +833,217 @@ fn zstd_empty_compressed_block_is_rejected_like_containers_image() {
         }
     }
 }
+
+/// The frame and block conditions where containers/image's zstd decoder (klauspost/compress
+/// v1.18.0: `frameDec.reset`, `blockDec.reset`, `decodeCompressed`) returns an error, each as a
+/// small frame built here: diffid accepts exactly what containers/image accepts (with its
+/// DiffID), and `zstd -t` agrees except where the README's table says otherwise (an empty
+/// compressed block; a 512 MiB window, which `zstd` refuses only by its default memory limit).
+#[test]
+fn zstd_frame_and_block_conditions_match_containers_image() {
+    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    // Frame header: descriptor, then a window descriptor for 2^log bytes.
+    let head = |fhd: u8, log: u8| [&MAGIC[..], &[fhd, (log - 10) << 3]].concat();
+    let block = |last: bool, kind: u32, size: u32| {
+        let v = u32::from(last) | (kind << 1) | (size << 3);
+        v.to_le_bytes()[..3].to_vec()
+    };
+    let raw = |fhd: u8, log: u8, body: &[u8]| {
+        [
+            head(fhd, log),
+            block(true, 0, body.len() as u32),
+            body.to_vec(),
+        ]
+        .concat()
+    };
+    // A compressed block whose literals are RLE (`n` bytes of `b`), with no sequences.
+    let rle_literals = |n: u32, b: u8| {
+        vec![
+            0x01 | (1 << 2) | (((n & 0xF) as u8) << 4),
+            (n >> 4) as u8,
+            b,
+            0x00,
+        ]
+    };
+    let big = 131_073u32;
+    let mut raw_literals = vec![(3 << 2) | (((big & 0xF) as u8) << 4), (big >> 4) as u8];
+    raw_literals.push((big >> 12) as u8);
+    raw_literals.extend(std::iter::repeat_n(b'f', big as usize));
+    raw_literals.push(0);
+    let skippable = [
+        &0x184D_2A5Fu32.to_le_bytes()[..],
+        &3u32.to_le_bytes(),
+        b"toc",
+    ]
+    .concat();
+    let hello = raw(0, 10, b"hello");
+    // (name, blob, whether `zstd -t` accepts it)
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("raw block of 128 KiB", raw(0, 17, &[7; 131_072]), true),
+        ("raw block over 128 KiB", raw(0, 23, &[7; 131_073]), false),
+        ("raw block over the window", raw(0, 10, &[7; 2048]), false),
+        (
+            "RLE block over 128 KiB",
+            [head(0, 23), block(true, 1, 131_073), vec![7]].concat(),
+            false,
+        ),
+        (
+            "RLE block over the window",
+            [head(0, 10), block(true, 1, 2048), vec![7]].concat(),
+            false,
+        ),
+        (
+            "compressed block decoding to more than the window",
+            [head(0, 10), block(true, 2, 4), rle_literals(2000, b'e')].concat(),
+            false,
+        ),
+        (
+            "compressed block over 128 KiB",
+            [
+                head(0, 23),
+                block(true, 2, raw_literals.len() as u32),
+                raw_literals.clone(),
+            ]
+            .concat(),
+            false,
+        ),
+        (
+            "compressed block of 0 bytes",
+            [head(0, 10), block(true, 2, 0)].concat(),
+            true,
+        ),
+        (
+            "compressed block of 1 byte",
+            [head(0, 10), block(true, 2, 1), vec![0]].concat(),
+            false,
+        ),
+        (
+            "reserved block type",
+            [head(0, 10), block(true, 3, 5), b"hello".to_vec()].concat(),
+            false,
+        ),
+        (
+            "sequences header with reserved bits set",
+            [head(0, 10), block(true, 2, 4), vec![0x08, b'x', 0x01, 0x03]].concat(),
+            false,
+        ),
+        (
+            "reserved bit of the frame header",
+            raw(0x08, 10, b"hello"),
+            false,
+        ),
+        (
+            "unused bit of the frame header",
+            raw(0x10, 10, b"hello"),
+            true,
+        ),
+        (
+            "dictionary ID 0",
+            [
+                &MAGIC[..],
+                &[0x01, 0x00, 0x00],
+                &block(true, 0, 5),
+                b"hello",
+            ]
+            .concat(),
+            true,
+        ),
+        (
+            "dictionary ID 7",
+            [
+                &MAGIC[..],
+                &[0x01, 0x00, 0x07],
+                &block(true, 0, 5),
+                b"hello",
+            ]
+            .concat(),
+            false,
+        ),
+        (
+            "content size larger than the content",
+            [
+                &MAGIC[..],
+                &[0x80, 0x00, 6, 0, 0, 0],
+                &block(true, 0, 5),
+                b"hello",
+            ]
+            .concat(),
+            false,
+        ),
+        (
+            "content size smaller than the content",
+            [
+                &MAGIC[..],
+                &[0x80, 0x00, 4, 0, 0, 0],
+                &block(true, 0, 5),
+                b"hello",
+            ]
+            .concat(),
+            false,
+        ),
+        (
+            "wrong content checksum",
+            [raw(0x04, 10, b"hello"), vec![0; 4]].concat(),
+            false,
+        ),
+        ("window of 1 GiB", raw(0, 30, b"hello"), false),
+        ("window of 512 MiB", raw(0, 29, b"hello"), false),
+        (
+            "single segment",
+            [&MAGIC[..], &[0x20, 5], &block(true, 0, 5), b"hello"].concat(),
+            true,
+        ),
+        (
+            "no last block",
+            [head(0, 10), block(false, 0, 5), b"hello".to_vec()].concat(),
+            false,
+        ),
+        (
+            "skippable frame between frames",
+            [hello.clone(), skippable.clone(), hello.clone()].concat(),
+            true,
+        ),
+        (
+            "truncated skippable frame",
+            [hello.clone(), skippable[..skippable.len() - 1].to_vec()].concat(),
+            false,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let items: Vec<(String, Vec<u8>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("{i}.zst"), c.1.clone()))
+        .collect();
+    let go = oracle_many(dir.path(), &items);
+    let mut go_only = Vec::new();
+    for ((name, data, zstd_t), go) in cases.iter().zip(&go) {
+        let c_ok = run("zstd", &["-t", "-q"], data).is_some();
+        assert_eq!(c_ok, *zstd_t, "{name}: zstd -t");
+        let go_ok = go.get("error").is_none();
+        if go_ok != c_ok {
+            go_only.push(*name);
+        }
+        for threads in [1, 4] {
+            let opts = Options {
+                threads,
+                ..Options::default()
+            };
+            match digest_bytes(data, &opts) {
+                Ok(r) => {
+                    assert!(go_ok, "{name}: we accept, containers/image says {go}");
+                    assert_eq!(r.diff_id.to_string(), go["diff_id"].as_str().unwrap());
+                }
+                Err(e) => {
+                    assert!(!go_ok, "{name}: containers/image accepts, we say {e}");
+                    assert!(e.offset().is_some(), "{name}: {e}");
+                }
+            }
+        }
+    }
+    assert_eq!(
+        go_only,
+        ["compressed block of 0 bytes", "window of 512 MiB"],
+        "where containers/image and `zstd -t` disagree"
+    );
+}
