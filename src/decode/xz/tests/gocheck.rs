@@ -52,6 +52,11 @@ fn pad4(v: &mut Vec<u8>) {
 /// to; each block header declares both sizes (so that the parallel decoder takes the block)
 /// and a 64 KiB dictionary. Also returns where each block's data starts.
 fn xz_stream(blocks: &[(Vec<u8>, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
+    xz_stream_dict(blocks, 16)
+}
+
+/// [`xz_stream`] with the dictionary size property `dict` (0: 4 KiB, 16: 64 KiB).
+fn xz_stream_dict(blocks: &[(Vec<u8>, Vec<u8>)], dict: u8) -> (Vec<u8>, Vec<usize>) {
     let flags = [0u8, 1];
     let mut x = vec![0xfd, b'7', b'z', b'X', b'Z', 0];
     x.extend_from_slice(&flags);
@@ -62,7 +67,7 @@ fn xz_stream(blocks: &[(Vec<u8>, Vec<u8>)]) -> (Vec<u8>, Vec<usize>) {
         let mut h = vec![0, 0xc0];
         vli(raw.len() as u64, &mut h);
         vli(out.len() as u64, &mut h);
-        h.extend_from_slice(&[0x21, 1, 16]);
+        h.extend_from_slice(&[0x21, 1, dict]);
         pad4(&mut h);
         h[0] = (h.len() / 4) as u8;
         let crc = crc32fast::hash(&h);
@@ -257,4 +262,25 @@ fn check_types_containers_image_refuses_are_refused() {
             }
         }
     }
+}
+
+/// Not a divergence, checked because it looks like one: ulikunitz/xz's dictionary is the size
+/// the block header declares (its 8 MiB default applies only to a caller's `DictCap`, which
+/// containers/image leaves at 0), as liblzma's is, so a match reaching further back is an
+/// error in both ("writeMatch: distance out of range"; "Compressed data is corrupt").
+#[test]
+fn distances_beyond_the_declared_dictionary_both_reject() {
+    let text = payload(20_000, 33);
+    let data = [&text[..], &text[..]].concat();
+    let raw = raw_lzma2(&data);
+    let (fits, _) = xz_stream_dict(&[(raw.clone(), data.clone())], 16);
+    let (short, _) = xz_stream_dict(&[(raw, data.clone())], 0);
+    let (go, c_ok) = references(&fits);
+    assert!(c_ok && go.get("error").is_none(), "64 KiB: {go}");
+    assert_decodes(&fits, &Options::default(), &data);
+    let (go, c_ok) = references(&short);
+    assert!(!c_ok, "4 KiB: xz -t rejects it");
+    let go_err = go["error"].as_str().expect("Go rejects it");
+    assert!(go_err.contains("distance out of range"), "Go says {go_err}");
+    assert_fails(&short, &Options::default(), ErrorKind::Corrupt);
 }
