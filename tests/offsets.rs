@@ -312,14 +312,23 @@ fn bzip2_faults_name_the_block() {
     let ends: Vec<u64> = bit_magics(&b, BZ_END).iter().map(|&x| x + base).collect();
     assert_eq!((blocks.len(), ends.len()), (3, 1), "stream 2's units");
 
+    // Cut inside stream 2's second block: the offset is the end, the message names the block.
     let cut = a.len() + b.len() / 2;
+    assert!(blocks[1] / 8 < cut as u64 && (cut as u64) < blocks[2] / 8);
     let e = same_error(&blob[..cut]);
     assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
     assert_eq!(e.format(), Some(Format::Bzip2));
     assert_eq!(e.offset(), Some(cut as u64), "{e}");
     assert!(
+        e.message().contains(&format!(
+            "inside block 2 of stream 2 (the block starts at bit {}",
+            blocks[1]
+        )),
+        "{e}"
+    );
+    assert!(
         e.message()
-            .contains(&format!("stream 2 (which starts at byte {})", a.len())),
+            .contains(&format!("the stream at byte {}", a.len())),
         "{e}"
     );
 

@@ -109,13 +109,25 @@ fn refused(r: &Refusal, stream: u64, block: u64, byte: u64) -> Error {
     .at(byte)
 }
 
-/// The input ended at byte `end`, inside stream `stream` starting at byte `start`.
-fn truncated(stream: u64, start: u64, end: u64) -> Error {
-    Error::new(
-        ErrorKind::Truncated,
-        format!("data ends inside stream {stream} (which starts at byte {start})"),
-    )
-    .at(end)
+/// The input ended at byte `end`, inside stream `stream` starting at byte `start`, at
+/// `place` (absolute bits, as [`stream_error`] takes it) when it is known.
+fn truncated(stream: u64, start: u64, end: u64, place: Option<Place>) -> Error {
+    let message = match place {
+        Some(Place::Block { n, bit }) => format!(
+            "data ends inside block {n} of stream {stream} (the block starts at bit {bit}, in \
+             byte {}; the stream at byte {start})",
+            bit / 8
+        ),
+        Some(Place::After { n, bit }) if n > 0 => format!(
+            "data ends at the header after block {n} of stream {stream} (at bit {bit}, in \
+             byte {}; the stream starts at byte {start})",
+            bit / 8
+        ),
+        // The first block header, or an end-of-stream marker (which, read whole, ended a
+        // stream: the input ends in the next one's header).
+        _ => format!("data ends inside stream {stream} (which starts at byte {start})"),
+    };
+    Error::new(ErrorKind::Truncated, message).at(end)
 }
 
 pub(super) struct Bzip2Decoder {
@@ -209,6 +221,13 @@ impl Decode for Bzip2Decoder {
         if produced > 0 || self.at_boundary {
             return Ok((produced, self.at_boundary && produced == 0));
         }
-        Err(truncated(self.streams + 1, self.stream_start, self.offset))
+        let place = self.check.locate();
+        let place = place.map(|p| shift(p, 8 * self.check_base as i64, 0));
+        Err(truncated(
+            self.streams + 1,
+            self.stream_start,
+            self.offset,
+            place,
+        ))
     }
 }

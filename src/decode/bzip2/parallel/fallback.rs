@@ -140,7 +140,13 @@ impl ParBzip2Decoder {
             Ok(_) if consumed == 0 && produced == 0 => {
                 if src.is_empty() {
                     // `finishing`: the input ended inside the stream.
-                    Err(truncated(self.streams + 1, self.stream_start, st.next))
+                    let place = st.check.locate().map(|p| shift(p, 8 * st.delta, st.blocks));
+                    Err(truncated(
+                        self.streams + 1,
+                        self.stream_start,
+                        st.next,
+                        place,
+                    ))
                 } else {
                     Ok(Flow::NeedInput)
                 }
