@@ -35,13 +35,13 @@
 //! With two tokens the decoder, the critical path of every format that does not split, runs
 //! alone on one worker and both hashes share the other, taking blob chunks and decoded chunks
 //! as they come; the caller's thread only reads (for `digest_bytes`, a copy into the chunks).
-//! Laid out as with three tokens (blob hash on the caller's thread, DiffID on a worker of its
-//! own), three busy threads shared two cores and the decoder lost its core to the hashes
-//! part of the time. Measured side by side on a 2-core machine (criterion `sizes` and
-//! `sizes-cpu` in `benches/pipeline.rs`, figures in the README's performance section): the
-//! shared hash thread is never the wall (SHA-256 of both streams is about two thirds of
-//! libzstd's decoding time, and under half of ISA-L's gzip inflate time with its smaller
-//! blob), so gzip takes this layout too.
+//! Laid out as it was before (blob hash on the caller's thread, decoder and DiffID stage on a
+//! worker each), three busy threads shared two cores and the decoder lost its core to the hashes
+//! part of the time. The shared hash thread has less to do than the decoder: in the README's
+//! profile of a one-frame zstd layer, SHA-256 of both streams took 0.64 s of CPU against
+//! decoding's 0.88 s; gzip, whose inflate costs more per decoded byte, takes this layout too.
+//! The criterion groups `sizes` and `sizes-cpu` (`benches/pipeline.rs`) time it against the
+//! decoder alone at 4 and 40 MiB.
 //!
 //! Decoding is what costs the most wherever it splits (xz blocks, zstd frames, bzip2
 //! blocks), so there every token but one goes to decoding, and the light DiffID hash shares
