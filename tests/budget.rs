@@ -156,7 +156,9 @@ fn two_token_layouts() {
     let frame = |layer: &[u8]| must("zstd", &["-c", "-q", "-1"], layer);
     let size = format!("--stream-size={}", layer.len());
     let halves = layer.split_at(layer.len() / 2);
-    let cases: [(&str, Vec<u8>, &[&str], &[&str]); 4] = [
+    // A case: its name, the blob, the threads named exactly so, the threads named with a prefix.
+    type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 4] = [
         (
             "gzip",
             common::gzip(&layer),

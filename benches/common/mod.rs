@@ -95,7 +95,9 @@ pub fn blob(form: Form) -> Arc<Vec<u8>> {
 /// The blob of `form` for a layer of `size` bytes (a whole number of MiB), whatever
 /// `DIFFID_BENCH_MIB` says: for the benches that compare layer sizes side by side.
 pub fn blob_of(form: Form, size: usize) -> Arc<Vec<u8>> {
-    static LOADED: Mutex<Vec<(Form, usize, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+    /// A blob loaded once: its form, its layer's size, its bytes.
+    type Loaded = (Form, usize, Arc<Vec<u8>>);
+    static LOADED: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
     let mut loaded = LOADED.lock().unwrap();
     if let Some((_, _, data)) = loaded.iter().find(|(f, s, _)| (*f, *s) == (form, size)) {
         return Arc::clone(data);
