@@ -10,7 +10,9 @@ package dropin
 // (containers/storage also writes a tar-split file; neither side does here.)
 //
 // The layer is a tar of installed files (/usr/share, then /usr/lib, up to
-// DIFFID_BENCH_LAYER_MIB, default 64 MiB), compressed as registries serve them. Run:
+// DIFFID_BENCH_LAYER_MIB, default 64 MiB), compressed as registries serve them
+// (DIFFID_BENCH_FORMATS=gzip,zstd keeps only those formats, skipping the others'
+// compression as well as their runs). Run:
 //
 //	cd go/dropin && go test -tags exclude_graphdriver_btrfs -run '^$' -bench Import -benchtime 3x
 //
@@ -25,7 +27,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,7 +166,11 @@ func BenchmarkImport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	only := strings.Fields(strings.ReplaceAll(os.Getenv("DIFFID_BENCH_FORMATS"), ",", " "))
 	for _, f := range benchFormats {
+		if len(only) > 0 && !slices.Contains(only, f.name) {
+			continue // not asked for: do not spend minutes compressing it
+		}
 		blob := run(b, payload, f.argv...)
 		path := filepath.Join(dir, "layer."+f.name)
 		if err := os.WriteFile(path, blob, 0o644); err != nil {
