@@ -230,6 +230,7 @@ def build(d, mib):
         for i, names in enumerate(split_list(lst, LAYERS)):
             say(f"writing {os.path.basename(tars[i])} ({len(names)} entries)")
             tar_layer(names, tars[i])
+        os.unlink(lst)
         with open(stamp, "w") as f:
             f.write(f"{mib}\n")
     diff_ids = [sha256_file(t) for t in tars]  # openssl-independent: hashlib of the tar

@@ -41,6 +41,10 @@ for t in pigz zstd xz bzip2 tar python3 go; do
   command -v $t >/dev/null || { echo "image-bench.sh: $t is required (scripts/setup.sh)" >&2; exit 1; }
 done
 mkdir -p "$out"
+# What a failed or interrupted run leaves half-written (the finished layers and images stay,
+# cached for the next run).
+cleanup() { rm -f "$out"/image.list "$out"/image-layer*.list "$out"/image-*.tmp; }
+trap cleanup EXIT
 
 say "building diffid and bench/image-validate"
 cargo build --release --locked --features cli --bin diffid >&2
