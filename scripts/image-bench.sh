@@ -53,4 +53,4 @@ cargo build --release --locked --features cli --bin diffid >&2
 [ $regen = 0 ] || rm -f "$out"/image-layer* "$out/image.mib"
 python3 bench/image.py build "$out" "$mib"
 BENCH_RUNS=$runs python3 bench/image.py run "$out" "$top/target/release/diffid" "$out/image-validate"
-say "wrote ${out#$top/}/image.md and image.json"
+say "wrote ${out#"$top"/}/image.md and image.json"
