@@ -25,8 +25,8 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Duration;
 
-use common::{Form, blob, blob_of, drain, layer_len, layer_size};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use common::{CpuClock, Form, blob, blob_of, drain, layer_len, layer_size};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Digester, Options, digest_bytes};
 
@@ -73,7 +73,7 @@ fn sizes(c: &mut Criterion) {
 
 /// `sizes-cpu/*`: the same, timed in CPU seconds of the whole process (every thread), which
 /// a loaded machine disturbs less than wall time.
-fn sizes_cpu(c: &mut Criterion<CpuTime>) {
+fn sizes_cpu(c: &mut Criterion<CpuClock>) {
     sizes_in(c, "sizes-cpu");
 }
 
@@ -179,46 +179,10 @@ fn concurrent(c: &mut Criterion) {
     g.finish();
 }
 
-/// CPU time of the whole process (user + system, every thread; `getrusage(RUSAGE_SELF)`).
-struct CpuTime;
-
-fn cpu_now() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-static WALL: WallTime = WallTime;
-
-impl Measurement for CpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-    fn start(&self) -> Duration {
-        cpu_now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        cpu_now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        WALL.formatter()
-    }
-}
-
 criterion_group! {
     name = cpu;
     config = Criterion::default()
-        .with_measurement(CpuTime)
+        .with_measurement(CpuClock::PROCESS)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));

@@ -352,3 +352,59 @@ pub fn drain(mut reader: impl Read) -> u64 {
         }
     }
 }
+
+/// A criterion measurement that reads a CPU clock instead of the wall clock: time spent
+/// waiting for a core (other load on the machine) is not counted. `CpuClock::PROCESS` counts
+/// every thread of the process (user + system, `getrusage(RUSAGE_SELF)`), `CpuClock::THREAD`
+/// the measuring thread (`CLOCK_THREAD_CPUTIME_ID`). Values are nanoseconds, printed as
+/// wall time's are.
+pub struct CpuClock(fn() -> std::time::Duration);
+
+impl CpuClock {
+    pub const PROCESS: CpuClock = CpuClock(process_cpu);
+    pub const THREAD: CpuClock = CpuClock(thread_cpu);
+}
+
+fn process_cpu() -> std::time::Duration {
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF)");
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn thread_cpu() -> std::time::Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl criterion::measurement::Measurement for CpuClock {
+    type Intermediate = std::time::Duration;
+    type Value = std::time::Duration;
+    fn start(&self) -> Self::Intermediate {
+        (self.0)()
+    }
+    fn end(&self, start: Self::Intermediate) -> Self::Value {
+        (self.0)().saturating_sub(start)
+    }
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
+        *a + *b
+    }
+    fn zero(&self) -> Self::Value {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
+        static WALL: criterion::measurement::WallTime = criterion::measurement::WallTime;
+        criterion::measurement::Measurement::formatter(&WALL)
+    }
+}
