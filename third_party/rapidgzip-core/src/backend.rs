@@ -314,7 +314,7 @@ where
                 Format::Gzip => IndexKind::Gzip,
             });
         }
-        if config.decoder_threads > 1 {
+        if config.decoder_threads > 1 || config.exact_parallel_workers.is_some() {
             return decode_estimated(
                 source,
                 config,
@@ -331,6 +331,22 @@ where
         runtime.set_path(DecoderPath::Sequential);
         runtime.set_adaptive_target(1);
         return decode_source_sequential(source, config, cancelled, output, runtime, collector);
+    }
+    // diffid patch: a forced width goes straight to the marker/window path.
+    if config.exact_parallel_workers.is_some() {
+        let grid_size = adjusted_compressed_chunk_size(source, config)?;
+        return decode_estimated(
+            source,
+            config,
+            cancelled,
+            output,
+            runtime,
+            collector,
+            EstimatedDecode {
+                compressed_chunk_size: grid_size,
+                format: Format::Gzip,
+            },
+        );
     }
     // BGZF block starts are normally tens of KiB apart and only their short
     // headers are needed for indexing. A small page avoids reading the
@@ -4018,7 +4034,9 @@ where
         machine_parallelism,
         nominal_task_count,
     );
-    if !should_probe(effective_workers, nominal_task_count) {
+    // diffid patch: a forced width skips the probe and the timed screen.
+    let forced_workers = config.exact_parallel_workers;
+    if forced_workers.is_none() && !should_probe(effective_workers, nominal_task_count) {
         runtime.set_path(DecoderPath::Sequential);
         runtime.set_adaptive_target(1);
         return decode_source_sequential(source, config, cancelled, output, runtime, collector);
@@ -4070,16 +4088,20 @@ where
     let maximum_output = config
         .decoded_chunk_size
         .max(compressed_chunk_size.saturating_mul(20));
-    runtime.set_path(DecoderPath::MarkerAdmission);
-    let admission = probe_marker_admission(
-        source,
-        &screen_tasks,
-        maximum_output,
-        window_bits,
-        effective_workers,
-        cancelled,
-        runtime,
-    )?;
+    let admission = if forced_workers.is_some() {
+        MarkerAdmission::MarkerWindow
+    } else {
+        runtime.set_path(DecoderPath::MarkerAdmission);
+        probe_marker_admission(
+            source,
+            &screen_tasks,
+            maximum_output,
+            window_bits,
+            effective_workers,
+            cancelled,
+            runtime,
+        )?
+    };
     match admission {
         MarkerAdmission::Unprobed => {
             runtime.set_path(DecoderPath::Sequential);
@@ -4104,14 +4126,30 @@ where
     let available_decode_tasks = Arc::new(AtomicUsize::new(0));
     let available_resolve_tasks = Arc::new(AtomicUsize::new(0));
     let work_signal = Arc::new((Mutex::new(()), Condvar::new()));
-    let worker_count = config.decoder_threads.min(tasks.len());
-    let adaptive_workers = Arc::new(AdaptiveWorkers::new(
-        worker_count,
-        machine_parallelism,
-        config.decoded_chunk_size,
-        tasks.len(),
-        Arc::clone(runtime),
-    ));
+    let (worker_count, adaptive_workers) = match forced_workers {
+        Some(workers) => {
+            let worker_count = workers.min(tasks.len());
+            let adaptive = AdaptiveWorkers::fixed(
+                worker_count,
+                config.decoded_chunk_size,
+                tasks.len(),
+                Arc::clone(runtime),
+            );
+            (worker_count, adaptive)
+        }
+        None => {
+            let worker_count = config.decoder_threads.min(tasks.len());
+            let adaptive = AdaptiveWorkers::new(
+                worker_count,
+                machine_parallelism,
+                config.decoded_chunk_size,
+                tasks.len(),
+                Arc::clone(runtime),
+            );
+            (worker_count, adaptive)
+        }
+    };
+    let adaptive_workers = Arc::new(adaptive_workers);
     let worker_pool_count = adaptive_workers.worker_pool_limit().min(worker_count);
     // Decode and marker-resolution tasks share this worker pool. Both result
     // channels use the bounded scheduling horizon; resolution waits drain the

@@ -46,6 +46,8 @@ pub(crate) struct Config {
     pub(crate) count_lines: bool,
     pub(crate) format: FormatSelection,
     pub(crate) decoder_pool: Option<DecoderPool>,
+    /// diffid patch: see [`DecoderBuilder::exact_parallel_workers`].
+    pub(crate) exact_parallel_workers: Option<usize>,
 }
 
 impl Config {
@@ -139,6 +141,7 @@ impl Default for DecoderBuilder {
                 count_lines: false,
                 format: FormatSelection::default(),
                 decoder_pool: None,
+                exact_parallel_workers: None,
             },
         }
     }
@@ -269,6 +272,34 @@ impl DecoderBuilder {
         self
     }
 
+    /// Forces the marker/window path for gzip, zlib and raw DEFLATE sources,
+    /// with exactly `workers` decoder workers, or restores the default choice
+    /// (`None`).
+    ///
+    /// By default a positional source takes the marker/window path only after
+    /// a timed admission screen (a short exact and speculative sample) finds it
+    /// faster, and then an empirical controller varies the worker count within
+    /// `decoder_threads` and the visible processor count. With `Some(workers)`
+    /// neither runs: there is no timing-based decision, the BGZF, stored-block
+    /// and dense-member paths are not tried, and the decode runs on exactly
+    /// `workers` scoped worker threads (fewer only when the input has fewer
+    /// grid tasks), whatever `decoder_threads` and the processor count say;
+    /// the coordinator stays on the thread that called the decode. This lets
+    /// an application that budgets threads itself use a width it has measured
+    /// and reserved, and lets tests and benchmarks exercise the parallel path
+    /// on any machine. [`crate::DecoderHandle::set_worker_limit`] still lowers
+    /// the width at run time. Streams read through `decode_stream` and
+    /// `stream_reader` are unaffected (they cannot be decoded in parallel).
+    ///
+    /// [`Self::build`] rejects `Some(0)` and raises `decoder_threads` to
+    /// `workers` when it is lower (the runtime's ceiling must admit them).
+    ///
+    /// Added by diffid's patched copy of rapidgzip-core 0.3.1 (not upstream).
+    pub const fn exact_parallel_workers(mut self, workers: Option<usize>) -> Self {
+        self.config.exact_parallel_workers = workers;
+        self
+    }
+
     /// Validates the configuration and creates a reusable decoder.
     ///
     /// # Errors
@@ -294,12 +325,17 @@ impl DecoderBuilder {
         if self.config.compressed_chunk_size < MIB {
             return Err(ConfigError("compressed_chunk_size must be at least 1 MiB"));
         }
+        if self.config.exact_parallel_workers == Some(0) {
+            return Err(ConfigError("exact_parallel_workers must be non-zero"));
+        }
         if self.config.in_flight_chunks == 0 {
             return Err(ConfigError("in_flight_chunks must be non-zero"));
         }
-        Ok(Decoder {
-            config: self.config,
-        })
+        let mut config = self.config;
+        if let Some(workers) = config.exact_parallel_workers {
+            config.decoder_threads = config.decoder_threads.max(workers);
+        }
+        Ok(Decoder { config })
     }
 }
 

@@ -83,6 +83,29 @@ impl AdaptiveConcurrency {
         }
     }
 
+    /// A controller that never calibrates: exactly `workers` from the start
+    /// (diffid patch: [`crate::DecoderBuilder::exact_parallel_workers`]).
+    pub(crate) fn fixed(workers: usize, sample_bytes: usize) -> Self {
+        let workers = workers.max(1);
+        Self {
+            maximum: workers,
+            current: workers,
+            down_step: 1,
+            up_step: 1,
+            phase: Phase::Stable,
+            sample_bytes: sample_bytes.max(1) as u64,
+            generation: 0,
+            interval_bytes: 0,
+            interval_started: None,
+            sample_rates: [0.0; SAMPLES_PER_CANDIDATE],
+            sample_count: 0,
+            best_limit: workers,
+            peak_rate: 0.0,
+            measured: false,
+            retried_upward_candidate: false,
+        }
+    }
+
     pub(crate) const fn current_limit(&self) -> usize {
         self.current
     }
@@ -294,6 +317,29 @@ impl AdaptiveWorkers {
     ) -> Self {
         let controller =
             AdaptiveConcurrency::new(maximum, machine_parallelism, sample_bytes, work_items);
+        Self::with_controller(controller, maximum, machine_parallelism, work_items, runtime)
+    }
+
+    /// Exactly `workers` workers (at most one per task), without calibration and
+    /// whatever the visible processor count (diffid patch:
+    /// [`crate::DecoderBuilder::exact_parallel_workers`]).
+    pub(crate) fn fixed(
+        workers: usize,
+        sample_bytes: usize,
+        work_items: usize,
+        runtime: Arc<RuntimeState>,
+    ) -> Self {
+        let controller = AdaptiveConcurrency::fixed(workers, sample_bytes);
+        Self::with_controller(controller, workers, workers, work_items, runtime)
+    }
+
+    fn with_controller(
+        controller: AdaptiveConcurrency,
+        maximum: usize,
+        machine_parallelism: usize,
+        work_items: usize,
+        runtime: Arc<RuntimeState>,
+    ) -> Self {
         let current_limit = controller.current_limit();
         let generation = controller.generation();
         let calibrating = !controller.is_stable();
