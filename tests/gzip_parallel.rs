@@ -7,24 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Once;
 
 use common::*;
 use diffid::{GzipParallel, Options, Report, digest_bytes, digest_path, last_gzip_parallel};
-
-/// Worker threads enough for the forced path (4 workers + the blob hash) in every test of
-/// this binary at once. Every test calls this before its first digest.
-fn wide_budget() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| diffid::set_workers(32).expect("the first computation sets the budget"));
-}
-
-fn forced(workers: usize) -> Options {
-    Options {
-        gzip_parallel_workers: workers,
-        ..Options::default()
-    }
-}
 
 /// The sequential path's answer (one thread: the parallel path is never tried).
 fn sequential(data: &[u8]) -> diffid::Result<Report> {
@@ -48,7 +33,7 @@ fn check_forced(
     want: &diffid::Result<Report>,
     workers: usize,
 ) -> GzipParallel {
-    let opts = forced(workers);
+    let opts = gzip_forced(workers);
     let got = digest_bytes(data, &opts);
     let outcome = last_gzip_parallel();
     assert_eq!(
@@ -106,20 +91,20 @@ fn a_large_member_splits_and_matches_the_references() {
     // Other algorithms and the options checked after the decode.
     let sha512 = Options {
         algorithm: diffid::Algorithm::Sha512,
-        ..forced(2)
+        ..gzip_forced(2)
     };
     let r512 = digest_bytes(&blob, &sha512).unwrap();
     assert_eq!(last_gzip_parallel(), GzipParallel::Decoded);
     assert_eq!(r512.diff_id.to_string(), openssl("sha512", &layer));
     let expect = Options {
         expect_diff_id: Some(r.blob_digest.clone()),
-        ..forced(2)
+        ..gzip_forced(2)
     };
     let e = digest_bytes(&blob, &expect).unwrap_err();
     assert_eq!(e.kind(), diffid::ErrorKind::DigestMismatch);
     let limited = Options {
         max_size: Some(layer.len() as u64 - 1),
-        ..forced(2)
+        ..gzip_forced(2)
     };
     let seq_limited = Options {
         threads: 1,
@@ -133,7 +118,7 @@ fn a_large_member_splits_and_matches_the_references() {
     // --lenient-gzip keeps the sequential path.
     let lenient = Options {
         lenient_gzip: true,
-        ..forced(2)
+        ..gzip_forced(2)
     };
     assert_eq!(digest_bytes(&blob, &lenient).as_ref().ok(), Some(r));
     assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
@@ -200,6 +185,6 @@ fn the_rule_leaves_small_inputs_and_streams_alone() {
     let blob = gzip(&larger_layer(1 << 20, 15));
     digest_bytes(&blob, &Options::default()).unwrap();
     assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
-    diffid::digest_reader(&blob[..], &forced(2)).unwrap();
+    diffid::digest_reader(&blob[..], &gzip_forced(2)).unwrap();
     assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
 }
