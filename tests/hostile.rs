@@ -354,6 +354,23 @@ fn check_trials(
         .map(|t| digest_bytes(&t.data, &opts))
         .collect();
     for (i, (t, r)) in trials.iter().zip(&ours).enumerate() {
+        // The gzip parallel path, forced: the same answer and the same error (kind, offset,
+        // message), with 2 workers on every trial and 4 on some.
+        if diffid::detect(&t.data) == Format::Gzip {
+            for workers in [2, 4] {
+                if workers == 4 && pieces_every > 0 && i % pieces_every != 0 {
+                    continue;
+                }
+                let forced = digest_bytes(&t.data, &gzip_forced(workers));
+                assert_eq!(r, &forced, "{}: gzip parallel, {workers} workers", t.name);
+                assert_ne!(
+                    diffid::last_gzip_parallel(),
+                    diffid::GzipParallel::NotTried,
+                    "{}",
+                    t.name
+                );
+            }
+        }
         if pieces_every > 0 && i % pieces_every == 0 {
             assert_eq!(
                 r,
@@ -554,6 +571,7 @@ fn truncations(s: &Sample, points: impl IntoIterator<Item = usize>) -> Vec<Trial
 
 #[test]
 fn every_truncation_of_a_small_blob_fails() {
+    wide_budget();
     let layer = small_layer(1);
     let mut trials = Vec::new();
     for s in samples(&layer, false) {
@@ -574,6 +592,7 @@ fn every_truncation_of_a_small_blob_fails() {
 
 #[test]
 fn random_truncations_of_a_larger_blob_fail() {
+    wide_budget();
     let layer = larger_layer(2 << 20, 2);
     let mut rng = Rng::new(3);
     let mut trials = Vec::new();
@@ -626,6 +645,7 @@ fn flips(s: &Sample, count: usize, rng: &mut Rng) -> Vec<Trial> {
 
 #[test]
 fn bit_flips_are_errors_or_the_references_digest() {
+    wide_budget();
     let layer = small_layer(4);
     let mut rng = Rng::new(5);
     let mut trials = Vec::new();
@@ -641,6 +661,7 @@ fn bit_flips_are_errors_or_the_references_digest() {
 
 #[test]
 fn bit_flips_in_a_larger_blob() {
+    wide_budget();
     let layer = larger_layer(1 << 20, 6);
     let mut rng = Rng::new(7);
     let mut trials = Vec::new();
@@ -655,6 +676,7 @@ fn bit_flips_in_a_larger_blob() {
 /// Flips in the fields no check covers give Ok, with the digest of what they decode to.
 #[test]
 fn unchecked_fields_change_nothing_but_the_blob_digest() {
+    wide_budget();
     let layer = small_layer(8);
     let mut trials = Vec::new();
     let g = gzip(&layer);
@@ -724,6 +746,7 @@ fn rejected_like_containers_image(names: &[&str]) {
 /// Huffman tree") is refused, as containers/image refuses it (`src/decode/bzip2/gocheck.rs`).
 #[test]
 fn bzip2_equal_symbols_in_huffman_tree_is_rejected() {
+    wide_budget();
     rejected_like_containers_image(&["bzip2-equal-symbols-in-huffman-tree.tar.bz2"]);
 }
 
@@ -734,6 +757,7 @@ fn bzip2_equal_symbols_in_huffman_tree_is_rejected() {
 #[test]
 #[ignore = "known gap: the zstd decoder does not make these checks yet"]
 fn known_gaps_are_rejected() {
+    wide_budget();
     rejected_like_containers_image(&[
         "zstd-short-output-block.tar.zst",
         "zstd-stream-overrun.tar.zst",
