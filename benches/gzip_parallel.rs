@@ -20,6 +20,7 @@
 mod common;
 
 use std::hint::black_box;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{Form, blob, layer_len};
@@ -38,21 +39,37 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// Runs `f` `iters` times; returns the wall time and prints the CPU time per iteration.
+/// Per benchmark: iterations, wall and CPU time, over every sample criterion took.
+static TOTALS: Mutex<Vec<(String, u64, Duration, Duration)>> = Mutex::new(Vec::new());
+
+/// Runs `f` `iters` times; returns the wall time and adds both times to [`TOTALS`].
 fn timed(name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     for _ in 0..iters {
         f();
     }
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
-    if iters >= 2 {
-        eprintln!(
-            "{name}: {iters} iterations, per iteration wall {:.3} s, CPU {:.3} s",
-            wall.as_secs_f64() / iters as f64,
-            cpu.as_secs_f64() / iters as f64
-        );
+    let mut totals = TOTALS.lock().unwrap();
+    match totals.iter_mut().find(|t| t.0 == name) {
+        Some(t) => {
+            t.1 += iters;
+            t.2 += wall;
+            t.3 += cpu;
+        }
+        None => totals.push((name.to_string(), iters, wall, cpu)),
     }
     wall
+}
+
+/// Prints the mean wall and CPU time per iteration of every benchmark (warm-up included).
+fn print_totals() {
+    for (name, iters, wall, cpu) in TOTALS.lock().unwrap().iter() {
+        eprintln!(
+            "gzip-parallel/{name}: {iters} iterations, mean wall {:.3} s, mean CPU {:.3} s",
+            wall.as_secs_f64() / *iters as f64,
+            cpu.as_secs_f64() / *iters as f64
+        );
+    }
 }
 
 fn gzip_parallel(c: &mut Criterion) {
@@ -98,6 +115,7 @@ fn gzip_parallel(c: &mut Criterion) {
         });
     }
     g.finish();
+    print_totals();
 }
 
 criterion_group! {
