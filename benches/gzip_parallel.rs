@@ -10,9 +10,11 @@
 //! - `gzip-parallel/api-w1`, `api-w2`: the same call with the parallel path forced with 1 and
 //!   2 decode workers (plus the blob hash's thread).
 //!
-//! Criterion reports wall time. Each benchmark also prints the process CPU time (user +
-//! system) per iteration, measured around the same iterations (`getrusage`), so a loaded
-//! machine's wall figures can be read against the work done.
+//! Criterion reports wall time. At the end the group also prints, for each benchmark, the
+//! mean wall and CPU time (user + system, `getrusage`) per iteration over every iteration
+//! run (warm-up included), so a loaded machine's wall figures can be read against the work
+//! done, and the process's peak RSS once the benchmark had run (the benchmarks run in the
+//! order above, so a rise is the first one's to reach it).
 //!
 //! The worker budget is set to 4 threads, so the forced path gets its tokens whatever the
 //! number of cores. Run: `cargo bench --bench gzip_parallel`.
@@ -27,20 +29,29 @@ use common::{Form, blob, layer_len};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Algorithm, GzipParallel, Options, digest_bytes, last_gzip_parallel};
 
-/// CPU time (user + system) of the whole process so far.
-fn cpu_time() -> Duration {
+fn rusage() -> libc::rusage {
     // SAFETY: getrusage writes the struct it is given; RUSAGE_SELF is always valid.
-    let usage = unsafe {
+    unsafe {
         let mut u = std::mem::zeroed::<libc::rusage>();
         libc::getrusage(libc::RUSAGE_SELF, &mut u);
         u
-    };
+    }
+}
+
+/// CPU time (user + system) of the whole process so far.
+fn cpu_time() -> Duration {
+    let usage = rusage();
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// The process's peak resident set so far, in MiB.
+fn peak_rss_mib() -> f64 {
+    rusage().ru_maxrss as f64 / 1024.0
+}
+
 /// Per benchmark: iterations, wall and CPU time, over every sample criterion took.
-static TOTALS: Mutex<Vec<(String, u64, Duration, Duration)>> = Mutex::new(Vec::new());
+static TOTALS: Mutex<Vec<(String, u64, Duration, Duration, f64)>> = Mutex::new(Vec::new());
 
 /// Runs `f` `iters` times; returns the wall time and adds both times to [`TOTALS`].
 fn timed(name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
@@ -55,17 +66,19 @@ fn timed(name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
             t.1 += iters;
             t.2 += wall;
             t.3 += cpu;
+            t.4 = peak_rss_mib();
         }
-        None => totals.push((name.to_string(), iters, wall, cpu)),
+        None => totals.push((name.to_string(), iters, wall, cpu, peak_rss_mib())),
     }
     wall
 }
 
 /// Prints the mean wall and CPU time per iteration of every benchmark (warm-up included).
 fn print_totals() {
-    for (name, iters, wall, cpu) in TOTALS.lock().unwrap().iter() {
+    for (name, iters, wall, cpu, rss) in TOTALS.lock().unwrap().iter() {
         eprintln!(
-            "gzip-parallel/{name}: {iters} iterations, mean wall {:.3} s, mean CPU {:.3} s",
+            "gzip-parallel/{name}: {iters} iterations, mean wall {:.3} s, mean CPU {:.3} s, \
+             process peak RSS after it {rss:.0} MiB",
             wall.as_secs_f64() / *iters as f64,
             cpu.as_secs_f64() / *iters as f64
         );

@@ -54,12 +54,17 @@ fn check_forced(
 
 /// A layer of about `size` bytes: a third of its files random, the rest text-like.
 fn larger_layer(size: usize, seed: u64) -> Vec<u8> {
+    layer_of(size, seed, 1)
+}
+
+/// A layer of about `size` bytes: `random` files in every 3 random, the others text-like.
+fn layer_of(size: usize, seed: u64, random: usize) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut entries = Vec::new();
     let (mut total, mut i) = (0, 0);
     while total < size {
         let n = 1000 + rng.below(400_000) as usize;
-        entries.push((format!("files/f{i:04}"), rng.bytes(n, i % 3 != 0)));
+        entries.push((format!("files/f{i:04}"), rng.bytes(n, i % 3 >= random)));
         total += n + 1024;
         i += 1;
     }
@@ -186,5 +191,33 @@ fn the_rule_leaves_small_inputs_and_streams_alone() {
     digest_bytes(&blob, &Options::default()).unwrap();
     assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
     diffid::digest_reader(&blob[..], &gzip_forced(2)).unwrap();
+    assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
+}
+
+#[test]
+fn the_rule_picks_the_parallel_path_for_a_large_member_and_free_workers() {
+    wide_budget();
+    // Two thirds random: the member is over PARALLEL_MIN_BYTES (16 MiB).
+    let layer = layer_of(26 << 20, 16, 2);
+    let blob = gzip(&layer);
+    assert!(blob.len() > 16 << 20, "{} bytes", blob.len());
+    let want = sequential(&blob);
+    assert_eq!(
+        want.as_ref().unwrap().diff_id.to_string(),
+        openssl("sha256", &layer)
+    );
+    // 5 threads: 4 decode workers and the blob hash, at least the rule's 3 workers.
+    let five = Options {
+        threads: 5,
+        ..Options::default()
+    };
+    assert_eq!(digest_bytes(&blob, &five), want);
+    assert_eq!(last_gzip_parallel(), GzipParallel::Decoded);
+    // 3 threads: 2 decode workers, fewer than the rule asks for.
+    let three = Options {
+        threads: 3,
+        ..Options::default()
+    };
+    assert_eq!(digest_bytes(&blob, &three), want);
     assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
 }

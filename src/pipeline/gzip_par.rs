@@ -60,22 +60,30 @@ use crate::pool::{Buf, CHUNK, Pool};
 /// The rule, part 1: the parallel path is taken only for an input (one gzip member) of at
 /// least this many bytes.
 ///
-/// Measured on the development machine (2 cores, heavily loaded by other jobs; see the README's
-/// performance section): rapidgzip-core's marker/window path needs a few 1 MiB grid tasks per
-/// worker before its start-up (block search, marker resolution, threads) is paid back, and a
-/// layer this size takes ISA-L about 0.1 s, so the rerun an unusual input costs stays small.
-pub(crate) const PARALLEL_MIN_BYTES: u64 = 64 << 20;
+/// rapidgzip-core cuts the compressed data into 1 MiB grid tasks, and its own admission
+/// never considers its parallel path below 16 of them (`MINIMUM_GRID_TASKS` in its
+/// `parallel/admission.rs`): below that, the block search at each task start, the marker
+/// resolution and the thread starts are not paid back, and the whole decode takes ISA-L
+/// a few tens of milliseconds anyway.
+pub(crate) const PARALLEL_MIN_BYTES: u64 = 16 << 20;
 
 /// The rule, part 2: the parallel path is taken only when the worker budget grants at least
-/// this many decode workers (plus one token for the blob hash).
+/// this many decode workers, beside one token for the blob hash (so from 4 free tokens: by
+/// default, 4 cores).
 ///
-/// Measured on the development machine (see the README's performance section): one
-/// marker/window worker spends about 1.5–2x the CPU of ISA-L per byte (zlib-rs inflate plus
-/// the speculative 16-bit output and its resolution), so fewer than three workers cannot
-/// beat ISA-L on one core; four leave a margin for the coordinator, which also runs the
-/// DiffID hash and tar parse. So the path pays from 6 cores up (four decode workers, the blob
-/// hash, the caller's thread); below, ISA-L on one core is the faster choice.
-pub(crate) const PARALLEL_MIN_WORKERS: usize = 4;
+/// Measured with `cargo bench --bench gzip_parallel` on the development machine (2 cores,
+/// load average about 20 from other jobs, so CPU time is the steady figure): on the 64 MiB
+/// generated layer (28 MB `.gz`), the marker/window path takes 0.137 s of CPU with one
+/// worker and 0.139 s with two (splitting costs no extra work), where `igzip -dc` takes
+/// 0.11 s: 1.25x ISA-L's CPU per byte, so `W` workers decode in about 1.25/`W` of ISA-L's
+/// time when they have cores. The caller's thread meanwhile hashes the decoded stream
+/// (SHA-256 of the DiffID: about 0.47x ISA-L's time, the README's figures) and the blob
+/// hash a thread of its own, so the stages need `W` + 2 cores. With 2 workers the model
+/// gives 0.63x ISA-L's wall on 4 cores, but the 3 tokens of a 3-core budget leave the
+/// coordinator and the blob hash sharing cores with the workers (about 0.8x); with 3 workers
+/// (4 tokens) it gives 0.42x for the decoders and the DiffID hash becomes the wall (0.47x).
+/// 3 is the conservative choice until a many-core run (`scripts/sweep.sh`) measures it.
+pub(crate) const PARALLEL_MIN_WORKERS: usize = 3;
 
 /// How many first bytes of the input diffid's own gzip decoder reads before the parallel path
 /// starts: more than the longest header diffid accepts (10 + 2 + 65 535 extra + 512 name +
