@@ -221,3 +221,40 @@ fn the_rule_picks_the_parallel_path_for_a_large_member_and_free_workers() {
     assert_eq!(digest_bytes(&blob, &three), want);
     assert_eq!(last_gzip_parallel(), GzipParallel::NotTried);
 }
+
+/// A measurement, not a check (run with `--ignored --nocapture`): the process's peak RSS
+/// while the forced path decodes a gzip bomb of zeros with 2 and 4 workers, against the
+/// sequential path. The README's memory figure for the parallel path comes from it.
+#[test]
+#[ignore = "a measurement: cargo test --release --test gzip_parallel -- --ignored --nocapture"]
+fn peak_rss_on_a_bomb() {
+    wide_budget();
+    let mib = 512;
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("head -c {mib}M /dev/zero | gzip -c -n")])
+        .output()
+        .unwrap();
+    let blob = out.stdout;
+    let peak = || {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        s.lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap()
+            .to_string()
+    };
+    eprintln!(
+        "bomb: {} bytes of gzip for {mib} MiB; before: {}",
+        blob.len(),
+        peak()
+    );
+    let want = sequential(&blob);
+    eprintln!("after the sequential path: {}", peak());
+    for workers in [2, 4] {
+        assert_eq!(digest_bytes(&blob, &gzip_forced(workers)), want);
+        eprintln!(
+            "after the forced path, {workers} workers ({:?}): {}",
+            last_gzip_parallel(),
+            peak()
+        );
+    }
+}
