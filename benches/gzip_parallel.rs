@@ -5,7 +5,7 @@
 //! - `gzip-parallel/decode-only-w1`, `-w2`: the patched rapidgzip-core alone, its parallel
 //!   path forced with exactly 1 and 2 workers, decoding to a sink: whether it splits.
 //! - `gzip-parallel/api-isal`: `digest_bytes` on the sequential path (ISA-L), with BLAKE3
-//!   (about ten times cheaper than SHA-256 here) so that decoding dominates; the default
+//!   (about ten times cheaper than SHA-256 here) so that decoding dominates, on the
 //!   stages' three threads (the most an input that does not split gets).
 //! - `gzip-parallel/api-w1`, `api-w2`: the same call with the parallel path forced with 1 and
 //!   2 decode workers (plus the blob hash's thread).
