@@ -229,7 +229,7 @@ fn the_rule_picks_the_parallel_path_for_a_large_member_and_free_workers() {
 #[ignore = "a measurement: cargo test --release --test gzip_parallel -- --ignored --nocapture"]
 fn peak_rss_on_a_bomb() {
     wide_budget();
-    let mib = 512;
+    let mib = 2048;
     let out = std::process::Command::new("sh")
         .args(["-c", &format!("head -c {mib}M /dev/zero | gzip -c -n")])
         .output()
