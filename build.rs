@@ -1,5 +1,6 @@
-//! Build script: gives the shared library its SONAME, and the `diffid` tool the versions of
-//! the decoder crates for `diffid --version`.
+//! Build script: gives the shared library its SONAME, the `diffid` tool the versions of the
+//! decoder crates for `diffid --version`, and (feature `isal`) compiles the patched copy of
+//! ISA-L's inflate in `vendor/isa-l` (see its README).
 
 use std::path::Path;
 
@@ -14,6 +15,29 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libdiffid.so.{major}");
     }
     crate_versions();
+    if std::env::var_os("CARGO_FEATURE_ISAL").is_some() {
+        strict_isal();
+    }
+}
+
+/// Compiles `vendor/isa-l/igzip/igzip_inflate.c`: ISA-L's inflate with the check that a
+/// dynamic block's Huffman codes are complete, its names prefixed `isal_strict_`. The rest of
+/// ISA-L (the assembly block decoders it calls, the CRC32) comes from isal-sys's `libisal`,
+/// which is linked after this library.
+fn strict_isal() {
+    let vendor = Path::new("vendor/isa-l");
+    for file in ["igzip/igzip_inflate.c", "igzip", "include"] {
+        println!("cargo:rerun-if-changed={}", vendor.join(file).display());
+    }
+    cc::Build::new()
+        .file(vendor.join("igzip/igzip_inflate.c"))
+        .include(vendor.join("include"))
+        .include(vendor.join("igzip"))
+        // ISA-L's own flags (its configure): -O3 on top of the profile's, and it is
+        // compiled without -Werror; its unused-parameter warnings are upstream's.
+        .opt_level(3)
+        .warnings(false)
+        .compile("isal_strict");
 }
 
 /// Sets `DIFFID_VERSION_<CRATE>` for each decoder crate to the version Cargo.lock resolved

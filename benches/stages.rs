@@ -13,6 +13,11 @@
 //!   read against `hash/api-blake3`. Decoding: each compressed blob with BLAKE3 (about ten
 //!   times cheaper than SHA-256 here) on the default threads, so the decoder dominates.
 //!
+//! - `decode-isal/*` (feature `isal`): ISA-L's inflate as isal-sys builds it against the
+//!   patched copy the library calls, on the same deflate data: the cost of the completeness
+//!   check of Huffman codes that `vendor/isa-l` adds. Measured in the thread's CPU time (not
+//!   wall time), so that other load on the machine does not decide the comparison.
+//!
 //! Run: `cargo bench --bench stages` (`-- hash` to pick a group).
 
 mod common;
@@ -21,6 +26,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use common::{CHUNK, Form, blob, drain, layer_len, layer_size, not_tar};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Algorithm, Options, digest_bytes};
 use sha2::Digest as _;
@@ -142,6 +148,131 @@ fn decoding(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of the measuring thread (`CLOCK_THREAD_CPUTIME_ID`), for a one-thread bench whose
+/// wall time a busy machine would blur: time the thread waits for a core is not counted.
+struct ThreadCpu;
+
+impl ThreadCpu {
+    fn now() -> Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes the timespec it is given.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        ThreadCpu::now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        ThreadCpu::now() - start
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Nanoseconds, as wall time's: its formatter prints them.
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+/// ISA-L's own inflate (isal-sys) against the patched copy the library calls
+/// (`vendor/isa-l`, `isal_strict_inflate`: the same code plus the check that each dynamic
+/// block's Huffman codes are complete), on the gzip layer's deflate data, output in 512 KiB
+/// pieces with the CRC32 kept, as the library runs it, in thread CPU time. The difference is
+/// the check's cost.
+#[cfg(feature = "isal")]
+fn isal_check(c: &mut Criterion<ThreadCpu>) {
+    use isal_sys::igzip_lib as isal;
+
+    unsafe extern "C" {
+        fn isal_strict_inflate_init(state: *mut isal::inflate_state);
+        fn isal_strict_inflate(state: *mut isal::inflate_state) -> std::ffi::c_int;
+    }
+
+    /// The length of a gzip member header without optional fields but a file name.
+    fn header_len(gz: &[u8]) -> usize {
+        assert_eq!(
+            gz[3] & !0x08,
+            0,
+            "only FNAME is expected in the bench's gzip header"
+        );
+        if gz[3] & 0x08 == 0 {
+            return 10;
+        }
+        10 + gz[10..].iter().position(|&b| b == 0).unwrap() + 1
+    }
+
+    fn inflate(deflate: &[u8], out: &mut [u8], strict: bool) -> u64 {
+        let mut st: Box<std::mem::MaybeUninit<isal::inflate_state>> = Box::new_uninit();
+        // SAFETY: zeroed, then initialized by the init function; the pointers set below
+        // describe live slices for each call.
+        unsafe {
+            std::ptr::write_bytes(st.as_mut_ptr(), 0, 1);
+            if strict {
+                isal_strict_inflate_init(st.as_mut_ptr());
+            } else {
+                isal::isal_inflate_init(st.as_mut_ptr());
+            }
+        }
+        let mut st = unsafe { st.assume_init() };
+        st.crc_flag = isal::ISAL_GZIP_NO_HDR;
+        st.next_in = deflate.as_ptr().cast_mut();
+        st.avail_in = deflate.len() as u32;
+        let mut total = 0;
+        while st.block_state != isal::isal_block_state_ISAL_BLOCK_FINISH {
+            st.next_out = out.as_mut_ptr();
+            st.avail_out = out.len() as u32;
+            let ret = unsafe {
+                if strict {
+                    isal_strict_inflate(&mut *st)
+                } else {
+                    isal::isal_inflate(&mut *st)
+                }
+            };
+            assert!(ret >= 0, "inflate failed: {ret}");
+            total += (out.len() - st.avail_out as usize) as u64;
+        }
+        total
+    }
+
+    let size = layer_len();
+    let mut g = c.benchmark_group("decode-isal");
+    g.throughput(Throughput::Bytes(size));
+    g.sampling_mode(SamplingMode::Flat);
+    let gz = blob(Form::Gz);
+    let deflate = &gz[header_len(&gz)..gz.len() - 8];
+    let mut out = vec![0u8; CHUNK];
+    for (name, strict) in [
+        ("isal-sys", false),
+        ("strict", true),
+        ("isal-sys-again", false),
+    ] {
+        assert_eq!(inflate(deflate, &mut out, strict), size);
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(inflate(deflate, &mut out, strict)))
+        });
+    }
+    g.finish();
+}
+
+#[cfg(not(feature = "isal"))]
+fn isal_check(_: &mut Criterion<ThreadCpu>) {}
+
 criterion_group! {
     name = stages;
     config = Criterion::default()
@@ -150,4 +281,13 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = hashing, tar_parsing, decoding
 }
-criterion_main!(stages);
+criterion_group! {
+    name = isal_cpu;
+    config = Criterion::default()
+        .with_measurement(ThreadCpu)
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = isal_check
+}
+criterion_main!(stages, isal_cpu);

@@ -4,7 +4,7 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::{Inflate, InflateError, Step};
+use super::{Inflate, InflateError, InflateFault, Step};
 
 pub(crate) struct ZlibInflater {
     inflate: Decompress,
@@ -38,9 +38,13 @@ impl Inflate for ZlibInflater {
             Ok(Status::StreamEnd) => true,
             Ok(Status::Ok | Status::BufError) => false,
             Err(e) => {
+                // zlib's messages for a bad code ("invalid code lengths set", "invalid
+                // literal/lengths set", "invalid distances set") do not tell an incomplete
+                // code from an over-subscribed one.
                 return Err(InflateError {
                     consumed,
                     what: e.to_string(),
+                    fault: InflateFault::Other,
                 });
             }
         };
