@@ -438,7 +438,10 @@ fn dynamic_trees_inner<B: DeflateBits>(
     let literal_count = 257 + reader.read_bits(5)? as usize;
     let distance_count = 1 + reader.read_bits(5)? as usize;
     let precode_count = 4 + reader.read_bits(4)? as usize;
-    if literal_count > 286 || distance_count > 32 {
+    // diffid patch: at most 30 distance codes (HDIST <= 29), as zlib ("too many length or
+    // distance symbols"), Go's compress/flate and ISA-L require; 0.3.1 accepted 31 and 32
+    // when the extra lengths were zero (see PATCH.md).
+    if literal_count > 286 || distance_count > 30 {
         return Err(reader.error(Error::InvalidCodeLengths));
     }
 
@@ -483,14 +486,6 @@ fn dynamic_trees_inner<B: DeflateBits>(
     if lengths[END_OF_BLOCK] == 0 {
         return Err(reader.error(Error::InvalidCodeLengths));
     }
-    if distance_count > 30
-        && lengths[literal_count + 30..]
-            .iter()
-            .any(|&length| length != 0)
-    {
-        return Err(reader.error(Error::InvalidCodeLengths));
-    }
-
     let literal =
         Huffman::from_lengths(&lengths[..literal_count]).map_err(|error| reader.error(error))?;
     let distance =
