@@ -50,8 +50,17 @@ fn peak_rss_mib() -> f64 {
     rusage().ru_maxrss as f64 / 1024.0
 }
 
-/// Per benchmark: iterations, wall and CPU time, over every sample criterion took.
-static TOTALS: Mutex<Vec<(String, u64, Duration, Duration, f64)>> = Mutex::new(Vec::new());
+/// One benchmark's iterations, wall and CPU time over every sample criterion took, and the
+/// process's peak RSS after its last sample.
+struct Total {
+    name: String,
+    iters: u64,
+    wall: Duration,
+    cpu: Duration,
+    rss: f64,
+}
+
+static TOTALS: Mutex<Vec<Total>> = Mutex::new(Vec::new());
 
 /// Runs `f` `iters` times; returns the wall time and adds both times to [`TOTALS`].
 fn timed(name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
@@ -61,21 +70,34 @@ fn timed(name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
     }
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     let mut totals = TOTALS.lock().unwrap();
-    match totals.iter_mut().find(|t| t.0 == name) {
+    match totals.iter_mut().find(|t| t.name == name) {
         Some(t) => {
-            t.1 += iters;
-            t.2 += wall;
-            t.3 += cpu;
-            t.4 = peak_rss_mib();
+            t.iters += iters;
+            t.wall += wall;
+            t.cpu += cpu;
+            t.rss = peak_rss_mib();
         }
-        None => totals.push((name.to_string(), iters, wall, cpu, peak_rss_mib())),
+        None => totals.push(Total {
+            name: name.to_string(),
+            iters,
+            wall,
+            cpu,
+            rss: peak_rss_mib(),
+        }),
     }
     wall
 }
 
 /// Prints the mean wall and CPU time per iteration of every benchmark (warm-up included).
 fn print_totals() {
-    for (name, iters, wall, cpu, rss) in TOTALS.lock().unwrap().iter() {
+    for Total {
+        name,
+        iters,
+        wall,
+        cpu,
+        rss,
+    } in TOTALS.lock().unwrap().iter()
+    {
         eprintln!(
             "gzip-parallel/{name}: {iters} iterations, mean wall {:.3} s, mean CPU {:.3} s, \
              process peak RSS after it {rss:.0} MiB",

@@ -341,14 +341,20 @@ fn zlib_deflate(data: &[u8], finish: bool) -> Vec<u8> {
 /// rapidgzip-core's workers judge them. The same cases are in [`cases`] as short members.
 fn long_member(mut middle: Vec<Block>) -> (Vec<u8>, Vec<u8>) {
     use std::sync::OnceLock;
-    static PARTS: OnceLock<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>)> = OnceLock::new();
-    let (head_data, head, tail_data, tail) = PARTS.get_or_init(|| {
-        let head_data = letters(6 << 20, 1);
-        let tail_data = letters(1 << 20, 2);
-        let head = zlib_deflate(&head_data, false);
-        let tail = zlib_deflate(&tail_data, true);
-        (head_data, head, tail_data, tail)
+    /// Text and its raw deflate.
+    struct Part {
+        data: Vec<u8>,
+        deflate: Vec<u8>,
+    }
+    static PARTS: OnceLock<[Part; 2]> = OnceLock::new();
+    let [head, tail] = PARTS.get_or_init(|| {
+        [(6 << 20, 1, false), (1 << 20, 2, true)].map(|(len, seed, finish)| {
+            let data = letters(len, seed);
+            let deflate = zlib_deflate(&data, finish);
+            Part { data, deflate }
+        })
     });
+    let (head_data, head, tail_data, tail) = (&head.data, &head.deflate, &tail.data, &tail.deflate);
     let mut data = head_data.clone();
     // An empty stored block after the middle ones brings the next block to a byte boundary.
     middle.push(Block::Stored(vec![]));
