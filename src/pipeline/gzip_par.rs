@@ -1,7 +1,8 @@
 //! One gzip member decoded on several workers, for an input read by position (a regular file,
 //! a buffer): rapidgzip's marker/window algorithm (Knespel & Brunst, HPDC 2023) through the
 //! patched `rapidgzip-core` 0.3.1 in `third_party/rapidgzip-core` (its `PATCH.md` says what
-//! was changed: a knob that runs its parallel path with exactly the workers diffid gives it).
+//! was changed: a knob that runs its parallel path with exactly the workers diffid gives it,
+//! and a block-header check its own decoder lacked).
 //!
 //! ```text
 //! caller's thread: rapidgzip coordinator ─> sink: CRC32 + ISIZE, DiffID hash + tar parse
@@ -22,7 +23,9 @@
 //!   first member's header: reserved flags, header CRC16 as both zlib and pgzip check it, name
 //!   and comment at most 511 bytes, and the start of its deflate data);
 //! - rapidgzip-core decoded the whole input without error: strict framing (nothing after the
-//!   last member), deflate data valid for zlib-rs, CRC32 and ISIZE of every member;
+//!   last member), deflate data valid for zlib-rs and for the crate's own decoder (its workers'
+//!   past the first grid task, which `tests/gzip_codes.rs` holds to zlib's verdicts), CRC32
+//!   and ISIZE of every member;
 //! - it found exactly one member (a later member's header would not have been checked by
 //!   diffid: concatenated members take the sequential path, after this one gave up);
 //! - diffid's own CRC32 and ISIZE of the decoded stream (computed here, on the caller's
