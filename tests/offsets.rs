@@ -282,34 +282,116 @@ fn xz_padding_and_check_faults() {
 
 // ---- bzip2 --------------------------------------------------------------------------------
 
+/// Bit offsets of every 48-bit `magic` in `data` (bzip2 units start at any bit).
+fn bit_magics(data: &[u8], magic: u64) -> Vec<u64> {
+    let mut found = Vec::new();
+    let mut window = 0u64;
+    for (i, &byte) in data.iter().enumerate() {
+        for k in (0..8).rev() {
+            window = ((window << 1) | u64::from(byte >> k & 1)) & ((1 << 48) - 1);
+            let end = i as u64 * 8 + (8 - k);
+            if end >= 48 && window == magic {
+                found.push(end - 48);
+            }
+        }
+    }
+    found
+}
+
+const BZ_BLOCK: u64 = 0x3141_5926_5359;
+const BZ_END: u64 = 0x1772_4538_5090;
+
 #[test]
-fn bzip2_faults_name_the_stream() {
+fn bzip2_faults_name_the_block() {
     let a = bzip2(&payload(40, 200_000));
     let b = bzip2(&payload(41, 2_500_000)); // three blocks at level 9
     let blob = [a.clone(), b.clone()].concat();
+    // Stream 2's units, found from the bits themselves.
+    let base = a.len() as u64 * 8;
+    let blocks: Vec<u64> = bit_magics(&b, BZ_BLOCK).iter().map(|&x| x + base).collect();
+    let ends: Vec<u64> = bit_magics(&b, BZ_END).iter().map(|&x| x + base).collect();
+    assert_eq!((blocks.len(), ends.len()), (3, 1), "stream 2's units");
 
+    // Cut inside stream 2's second block: the offset is the end, the message names the block.
     let cut = a.len() + b.len() / 2;
+    assert!(blocks[1] / 8 < cut as u64 && (cut as u64) < blocks[2] / 8);
     let e = same_error(&blob[..cut]);
     assert_eq!(e.kind(), ErrorKind::Truncated, "{e}");
     assert_eq!(e.format(), Some(Format::Bzip2));
     assert_eq!(e.offset(), Some(cut as u64), "{e}");
     assert!(
+        e.message().contains(&format!(
+            "inside block 2 of stream 2 (the block starts at bit {}",
+            blocks[1]
+        )),
+        "{e}"
+    );
+    assert!(
         e.message()
-            .contains(&format!("stream 2 (which starts at byte {})", a.len())),
+            .contains(&format!("the stream at byte {}", a.len())),
         "{e}"
     );
 
-    // Damage in stream 2's second block: the offset is stream 2's start, on every path (the
-    // decoder reads ahead by up to 8 bytes, so where it stopped is no property of the data).
-    let at = a.len() + b.len() / 2;
+    // Damage inside stream 2's second block: the offset is the byte holding the block's
+    // first bit, on every path (the decoder reads ahead by up to 8 bytes, so where it
+    // stopped is no property of the data).
+    let at = (blocks[1] / 8 + 5000) as usize;
+    assert!(at < (blocks[2] / 8) as usize);
     let mut bad = blob.clone();
     for x in &mut bad[at..at + 16] {
         *x ^= 0xa5;
     }
     let e = same_error(&bad);
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
-    assert_eq!(e.offset(), Some(a.len() as u64), "{e}");
-    assert!(e.message().contains("stream 2"), "{e}");
+    assert_eq!(e.offset(), Some(blocks[1] / 8), "{e}");
+    assert!(e.message().contains("block 2 of stream 2"), "{e}");
+    let same = |e: &Error| {
+        for threads in [2, 4] {
+            assert_eq!(
+                error(&bad, threads).message(),
+                e.message(),
+                "{threads} threads"
+            );
+        }
+    };
+    same(&e);
+
+    // A bit flipped in the third block's magic: the fault is the header after block 2.
+    let mut bad = blob.clone();
+    let bit = blocks[2] + 20;
+    bad[(bit / 8) as usize] ^= 0x80 >> (bit % 8);
+    let e = same_error(&bad);
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_eq!(e.offset(), Some(blocks[2] / 8), "{e}");
+    assert!(
+        e.message().contains("the header after block 2 of stream 2"),
+        "{e}"
+    );
+    assert!(
+        e.message().contains(&format!("at bit {}", blocks[2])),
+        "{e}"
+    );
+
+    // A bit flipped in stream 2's combined CRC (the 32 bits after its end-of-stream magic):
+    // the fault is the end-of-stream marker.
+    let mut bad = blob.clone();
+    let bit = ends[0] + 48 + 7;
+    bad[(bit / 8) as usize] ^= 0x80 >> (bit % 8);
+    let e = same_error(&bad);
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_eq!(e.offset(), Some(ends[0] / 8), "{e}");
+    assert!(e.message().contains("at the end of stream 2"), "{e}");
+
+    // Damage in stream 1's only block: block 1 of stream 1, at its start.
+    let first = bit_magics(&a, BZ_BLOCK);
+    assert_eq!(first.len(), 1);
+    let mut bad = blob.clone();
+    for x in &mut bad[a.len() / 2..a.len() / 2 + 8] {
+        *x ^= 0x5a;
+    }
+    let e = same_error(&bad);
+    assert_eq!(e.offset(), Some(first[0] / 8), "{e}");
+    assert!(e.message().contains("block 1 of stream 1"), "{e}");
 }
 
 // ---- format and options -------------------------------------------------------------------

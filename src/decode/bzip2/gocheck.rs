@@ -29,12 +29,27 @@ use std::collections::VecDeque;
 use super::forge::crc_update;
 use super::scan::{BLOCK_MAGIC, EOS_MAGIC, bits, scan};
 
-/// A block Go's reader refuses: what it says, and the bit (of the bytes fed) where the block's
-/// magic starts.
+/// A block Go's reader refuses: what it says, the bit (of the bytes fed) where the block's
+/// magic starts, and which block of its stream it is (counted from 1, among the bytes fed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Refusal {
     pub(super) what: &'static str,
     pub(super) magic_bit: u64,
+    pub(super) block: u64,
+}
+
+/// Where the fault libbzip2 found lies, as far as the bytes it consumed tell (see
+/// [`GoCheck::locate`]). Bits count from the first byte fed; blocks from 1 in their stream,
+/// among the bytes fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Place {
+    /// Inside block `n`, whose magic starts at `bit`.
+    Block { n: u64, bit: u64 },
+    /// At the header (block or end-of-stream magic) that starts at `bit`, after block `n`
+    /// (0: the stream's first).
+    After { n: u64, bit: u64 },
+    /// At the end-of-stream marker starting at `bit`: the stream's combined CRC.
+    End { bit: u64 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +65,9 @@ enum State {
 }
 
 /// Go's reading of the bytes fed to a libbzip2 decoder, fed the same bytes as they are
-/// consumed. Holds at most one block's compressed bytes and Go's block array (4 bytes per
-/// byte of the block size).
+/// consumed. Holds at most two blocks' compressed bytes (the one being read and the one
+/// before, for [`locate`](Self::locate)) and Go's block array (4 bytes per byte of the
+/// block size).
 pub(super) struct GoCheck {
     buf: Vec<u8>,
     /// Fed byte of `buf[0]`.
@@ -61,6 +77,17 @@ pub(super) struct GoCheck {
     scanned: u64,
     cands: VecDeque<u64>,
     tt: Vec<u32>,
+    /// Blocks of the current stream begun so far.
+    blocks: u64,
+    /// The last end-of-stream marker read, until the next stream header.
+    last_end: Option<u64>,
+    /// Where the bytes stopped being a stream both could read, if at a unit header: the
+    /// blocks before it and its bit.
+    off_after: Option<(u64, u64)>,
+    /// The block read last (number, magic bit, level), whose CRC Go's reading took on
+    /// libbzip2's word: libbzip2 checks it after writing the block out, and may have read
+    /// the next magic by then (it reads ahead). Its bytes are kept until the next one.
+    prev: Option<(u64, u64, u8)>,
 }
 
 impl GoCheck {
@@ -73,6 +100,49 @@ impl GoCheck {
             scanned: 0,
             cands: VecDeque::new(),
             tt: Vec::new(),
+            blocks: 0,
+            last_end: None,
+            off_after: None,
+            prev: None,
+        }
+    }
+
+    /// Where a fault libbzip2 reported after consuming the bytes fed lies: in the block read
+    /// before if its CRC does not match (libbzip2 checks it only once the block is written
+    /// out, and may have read on by then); else in the block being read, unless Go reads
+    /// that block whole, CRC included, from those bytes (then at the header after it); at a
+    /// header that is no magic; or at an end-of-stream marker just read (its combined CRC). `None` when the bytes fed never made a stream (a bad stream header): the stream
+    /// is the unit. The answer depends only on the data up to the fault, not on how far past
+    /// it libbzip2 read, so every path gives the same one.
+    pub(super) fn locate(&mut self) -> Option<Place> {
+        if let Some((n, magic, level)) = self.prev {
+            let rel = magic + 48 - self.base * 8;
+            let size = 100_000 * usize::from(level);
+            if read_block(&self.buf, rel, size, &mut self.tt, true).is_err() {
+                return Some(Place::Block { n, bit: magic });
+            }
+        }
+        match self.state {
+            State::Block { magic, level } => {
+                let rel = magic + 48 - self.base * 8;
+                let size = 100_000 * usize::from(level);
+                Some(match read_block(&self.buf, rel, size, &mut self.tt, true) {
+                    Ok(end) => Place::After {
+                        n: self.blocks,
+                        bit: end + self.base * 8,
+                    },
+                    Err(_) => Place::Block {
+                        n: self.blocks,
+                        bit: magic,
+                    },
+                })
+            }
+            State::Unit { bit, .. } => Some(Place::After {
+                n: self.blocks,
+                bit,
+            }),
+            State::Header { .. } => self.last_end.map(|bit| Place::End { bit }),
+            State::Off => self.off_after.map(|(n, bit)| Place::After { n, bit }),
         }
     }
 
@@ -90,6 +160,7 @@ impl GoCheck {
             State::Block { magic, .. } => magic / 8,
             State::Off => self.base + self.buf.len() as u64,
         };
+        let keep = self.prev.map_or(keep, |(_, magic, _)| keep.min(magic / 8));
         let dead = (keep - self.base) as usize;
         if dead > (1 << 16) || dead == self.buf.len() {
             self.buf.drain(..dead);
@@ -106,15 +177,23 @@ impl GoCheck {
         };
         self.state = State::Off;
         let rel = magic + 48 - self.base * 8;
-        match read_block(&self.buf, rel, 100_000 * usize::from(level), &mut self.tt) {
+        match read_block(
+            &self.buf,
+            rel,
+            100_000 * usize::from(level),
+            &mut self.tt,
+            false,
+        ) {
             Ok(_) => Ok(()),
             Err(Fault::NeedMore) => Err(Refusal {
                 what: "unexpected EOF (Go reads the block on past the end of the data)",
                 magic_bit: magic,
+                block: self.blocks,
             }),
             Err(Fault::Go(what)) => Err(Refusal {
                 what,
                 magic_bit: magic,
+                block: self.blocks,
             }),
         }
     }
@@ -134,8 +213,12 @@ impl GoCheck {
                     };
                     if &h[..3] != b"BZh" || !(b'1'..=b'9').contains(&h[3]) {
                         self.state = State::Off;
+                        self.off_after = None;
                         return Ok(());
                     }
+                    self.blocks = 0;
+                    self.last_end = None;
+                    self.prev = None;
                     self.state = State::Unit {
                         bit: (byte + 4) * 8,
                         level: h[3] - b'0',
@@ -148,6 +231,7 @@ impl GoCheck {
                     let rel = bit - self.base * 8;
                     match bits(&self.buf, rel, 48) {
                         BLOCK_MAGIC => {
+                            self.blocks += 1;
                             self.state = State::Block { magic: bit, level };
                             self.scanned = bit + 48;
                             self.cands.clear();
@@ -156,12 +240,16 @@ impl GoCheck {
                             if self.end_bit() < bit + 80 {
                                 return Ok(());
                             }
+                            // libbzip2 read the end marker: the block before it was checked.
+                            self.last_end = Some(bit);
+                            self.prev = None;
                             self.state = State::Header {
                                 byte: (bit + 80).div_ceil(8),
                             };
                         }
                         _ => {
                             self.state = State::Off;
+                            self.off_after = Some((self.blocks, bit));
                             return Ok(());
                         }
                     }
@@ -182,8 +270,9 @@ impl GoCheck {
                     }
                     let rel = magic + 48 - self.base * 8;
                     let size = 100_000 * usize::from(level);
-                    match read_block(&self.buf, rel, size, &mut self.tt) {
+                    match read_block(&self.buf, rel, size, &mut self.tt, false) {
                         Ok(end) => {
+                            self.prev = Some((self.blocks, magic, level));
                             self.state = State::Unit {
                                 bit: end + self.base * 8,
                                 level,
@@ -195,6 +284,7 @@ impl GoCheck {
                             return Err(Refusal {
                                 what,
                                 magic_bit: magic,
+                                block: self.blocks,
                             });
                         }
                     }
@@ -428,12 +518,14 @@ fn mtf(list: &mut [u8], n: usize) -> u8 {
 
 /// Go's `readBlock` and the run-length stage of its `read` on the block whose bits (after
 /// the block magic) start at `bit` of `buf`, for a stream of block size `size`: the bit where
-/// the block ends, or Go's error. `tt` is scratch.
+/// the block ends, or Go's error. `tt` is scratch. The block CRC is computed only where Go's
+/// output may differ from libbzip2's (which checked its own), unless `always_crc`.
 pub(super) fn read_block(
     buf: &[u8],
     bit: u64,
     size: usize,
     tt: &mut Vec<u32>,
+    always_crc: bool,
 ) -> Result<u64, Fault> {
     let mut br = Bits {
         buf,
@@ -588,7 +680,7 @@ pub(super) fn read_block(
     // code (the two read it differently) or Go's run-length stage parts from libbzip2's (a
     // count of 0 followed by the byte of the run). Walking the block is what costs, so it is
     // walked only when one of them may be so.
-    if complete && !count_zero_then_same(&tt[..n], &start) {
+    if !always_crc && complete && !count_zero_then_same(&tt[..n], &start) {
         return Ok(br.bit);
     }
     let mut pos = tt[orig_ptr] >> 8;

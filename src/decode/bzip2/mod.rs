@@ -18,48 +18,116 @@ mod tests;
 
 use bzip2::{Decompress, Error as BzError, Status};
 
-use self::gocheck::{GoCheck, Refusal};
+use self::gocheck::{GoCheck, Place, Refusal};
 pub(super) use self::parallel::ParBzip2Decoder;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The error the decoder gave in stream `stream` (counted from 1) starting at byte `start`,
-/// which is the error's offset. Not where the decoder stopped: the decoder (libbz2-rs-sys)
-/// reads up to 8 bytes ahead when they are there, so that place depends on how the input
-/// was cut, and the sequential and parallel paths must give one answer.
-fn stream_error(e: BzError, stream: u64, start: u64) -> Error {
+/// at `place` (absolute bits and the block's number in its stream; see [`GoCheck::locate`])
+/// when it is known: the error's offset is the byte holding the first bit of that block or
+/// header, else the stream's start. Never where the decoder stopped: the decoder
+/// (libbz2-rs-sys) reads up to 8 bytes ahead when they are there, so that place depends on
+/// how the input was cut, and the sequential and parallel paths must give one answer.
+fn stream_error(e: BzError, stream: u64, start: u64, place: Option<Place>) -> Error {
     let what = match e {
         BzError::DataMagic => "bad stream magic".to_string(),
         BzError::Data => "invalid data or CRC mismatch".to_string(),
         other => other.to_string(),
     };
-    Error::new(
-        ErrorKind::Corrupt,
-        format!("{what} in stream {stream} (which starts at byte {start})"),
-    )
-    .at(start)
+    // A bad stream magic is the stream header's; the place found is an earlier one.
+    let place = place.filter(|_| !matches!(e, BzError::DataMagic));
+    let (message, at) = match place {
+        None => (
+            format!("{what} in stream {stream} (which starts at byte {start})"),
+            start,
+        ),
+        Some(Place::Block { n, bit }) => (
+            format!(
+                "{what} in block {n} of stream {stream} (the block starts at bit {bit}, in \
+                 byte {}; the stream at byte {start})",
+                bit / 8
+            ),
+            bit / 8,
+        ),
+        Some(Place::After { n, bit }) => {
+            let after = if n == 0 {
+                "the first block header".to_string()
+            } else {
+                format!("the header after block {n}")
+            };
+            (
+                format!(
+                    "{what} at {after} of stream {stream} (at bit {bit}, in byte {}; the \
+                     stream starts at byte {start})",
+                    bit / 8
+                ),
+                bit / 8,
+            )
+        }
+        Some(Place::End { bit }) => (
+            format!(
+                "{what} at the end of stream {stream}: its combined CRC does not match its \
+                 blocks (the end-of-stream marker at bit {bit}, in byte {}; the stream starts \
+                 at byte {start})",
+                bit / 8
+            ),
+            bit / 8,
+        ),
+    };
+    Error::new(ErrorKind::Corrupt, message).at(at)
 }
 
-/// A block containers/image's decoder refuses (see `gocheck.rs`), in stream `stream`, its
-/// magic at byte `byte`.
-fn refused(r: &Refusal, stream: u64, byte: u64) -> Error {
+/// `place` moved by `bits` and `blocks` (from the bytes a checker was fed to the input's).
+fn shift(place: Place, bits: i64, blocks: i64) -> Place {
+    let b = |bit: u64| (bit as i64 + bits).max(0) as u64;
+    let n = |n: u64| (n as i64 + blocks).max(0) as u64;
+    match place {
+        Place::Block { n: k, bit } => Place::Block {
+            n: n(k),
+            bit: b(bit),
+        },
+        Place::After { n: k, bit } => Place::After {
+            n: n(k),
+            bit: b(bit),
+        },
+        Place::End { bit } => Place::End { bit: b(bit) },
+    }
+}
+
+/// A block containers/image's decoder refuses (see `gocheck.rs`), block `block` of stream
+/// `stream`, its magic at byte `byte`.
+fn refused(r: &Refusal, stream: u64, block: u64, byte: u64) -> Error {
     Error::new(
         ErrorKind::Corrupt,
         format!(
-            "block in stream {stream} that containers/image (Go compress/bzip2) refuses: {}",
+            "block {block} of stream {stream} (its magic in byte {byte}), which containers/image \
+             (Go compress/bzip2) refuses: {}",
             r.what
         ),
     )
     .at(byte)
 }
 
-/// The input ended at byte `end`, inside stream `stream` starting at byte `start`.
-fn truncated(stream: u64, start: u64, end: u64) -> Error {
-    Error::new(
-        ErrorKind::Truncated,
-        format!("data ends inside stream {stream} (which starts at byte {start})"),
-    )
-    .at(end)
+/// The input ended at byte `end`, inside stream `stream` starting at byte `start`, at
+/// `place` (absolute bits, as [`stream_error`] takes it) when it is known.
+fn truncated(stream: u64, start: u64, end: u64, place: Option<Place>) -> Error {
+    let message = match place {
+        Some(Place::Block { n, bit }) => format!(
+            "data ends inside block {n} of stream {stream} (the block starts at bit {bit}, in \
+             byte {}; the stream at byte {start})",
+            bit / 8
+        ),
+        Some(Place::After { n, bit }) if n > 0 => format!(
+            "data ends at the header after block {n} of stream {stream} (at bit {bit}, in \
+             byte {}; the stream starts at byte {start})",
+            bit / 8
+        ),
+        // The first block header, or an end-of-stream marker (which, read whole, ended a
+        // stream: the input ends in the next one's header).
+        _ => format!("data ends inside stream {stream} (which starts at byte {start})"),
+    };
+    Error::new(ErrorKind::Truncated, message).at(end)
 }
 
 pub(super) struct Bzip2Decoder {
@@ -100,7 +168,7 @@ impl Bzip2Decoder {
         let produced = (self.inner.total_out() - out0) as usize;
         if let Err(r) = self.check.feed(&input[..consumed]) {
             let byte = self.check_base + r.magic_bit / 8;
-            return Err(refused(&r, self.streams + 1, byte));
+            return Err(refused(&r, self.streams + 1, r.block, byte));
         }
         match status {
             Ok(Status::StreamEnd) => {
@@ -127,7 +195,9 @@ impl Bzip2Decoder {
                 .at(self.stream_start));
             }
             Err(e) => {
-                return Err(stream_error(e, self.streams + 1, self.stream_start));
+                let place = self.check.locate();
+                let place = place.map(|p| shift(p, 8 * self.check_base as i64, 0));
+                return Err(stream_error(e, self.streams + 1, self.stream_start, place));
             }
         }
         Ok((consumed, produced))
@@ -143,7 +213,7 @@ impl Decode for Bzip2Decoder {
         if self.at_boundary {
             if let Err(r) = self.check.finish() {
                 let byte = self.check_base + r.magic_bit / 8;
-                return Err(refused(&r, self.streams, byte));
+                return Err(refused(&r, self.streams, r.block, byte));
             }
             return Ok((0, true));
         }
@@ -151,6 +221,13 @@ impl Decode for Bzip2Decoder {
         if produced > 0 || self.at_boundary {
             return Ok((produced, self.at_boundary && produced == 0));
         }
-        Err(truncated(self.streams + 1, self.stream_start, self.offset))
+        let place = self.check.locate();
+        let place = place.map(|p| shift(p, 8 * self.check_base as i64, 0));
+        Err(truncated(
+            self.streams + 1,
+            self.stream_start,
+            self.offset,
+            place,
+        ))
     }
 }

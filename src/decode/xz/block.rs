@@ -5,6 +5,7 @@ use liblzma_sys as lz;
 
 use super::check::{Check, CheckState};
 use super::index::Vli;
+use super::lzma2::Lzma2Chunks;
 use super::{BlockId, UNPADDED_SIZE_MAX};
 use crate::error::{Error, ErrorKind, Result};
 use crate::options::Options;
@@ -305,6 +306,8 @@ pub(super) struct BlockDecoder {
     /// consumed; a check is a field, not a point).
     fault_back: u64,
     uncompressed: u64,
+    /// The LZMA2 chunks of the block's data, for what containers/image refuses in them.
+    chunks: Lzma2Chunks,
 }
 
 // SAFETY: the liblzma stream and block are owned by this value alone, liblzma state has no
@@ -331,6 +334,7 @@ impl BlockDecoder {
             data_consumed: 0,
             fault_back: 0,
             uncompressed: 0,
+            chunks: Lzma2Chunks::new(),
         }
     }
 
@@ -358,6 +362,7 @@ impl BlockDecoder {
         self.data_consumed = 0;
         self.fault_back = 0;
         self.uncompressed = 0;
+        self.chunks = Lzma2Chunks::new();
         let BlockHeader {
             block, mut filters, ..
         } = check_header(header, check, policy, id)?;
@@ -420,6 +425,19 @@ impl BlockDecoder {
         self.uncompressed += produced as u64;
         self.check_state.update(&output[..produced]);
         let id = self.id;
+        // Before liblzma's verdict: liblzma stops consuming at a fault, so a refused chunk
+        // among the bytes it consumed comes first, however the input was cut.
+        if let Err(r) = self.chunks.feed(&input[..consumed]) {
+            self.fault_back = self.data_consumed - r.chunk_start;
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "LZMA2 chunk {} of {id}, which containers/image \
+                     (ulikunitz/xz) refuses and xz-utils decodes: {}",
+                    r.chunk, r.what
+                ),
+            ));
+        }
         match ret {
             // BUF_ERROR: no progress was possible (no input, or no output space); not fatal.
             lz::LZMA_OK | lz::LZMA_BUF_ERROR => Ok((consumed, produced, false)),

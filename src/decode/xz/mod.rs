@@ -19,12 +19,14 @@
 //!
 //! The files: this one walks the container ([`XzDecoder`]); `stream.rs` checks stream headers
 //! and footers, `block.rs` block headers and the filter policy and holds [`BlockDecoder`],
-//! `check.rs` the integrity checks, `index.rs` the index, and `parallel.rs` gathers whole
-//! blocks for the crew.
+//! `check.rs` the integrity checks, `index.rs` the index, `lzma2.rs` walks the LZMA2 chunks
+//! of a block's data for what containers/image refuses there and liblzma decodes, and
+//! `parallel.rs` gathers whole blocks for the crew.
 
 mod block;
 mod check;
 mod index;
+mod lzma2;
 mod parallel;
 mod stream;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The frame walker: where a frame ends, found from its frame and block headers alone.
 
 use super::WINDOW_LOG_MAX;
+use super::weights;
 use crate::decode::parallel::BUFFER_MAX;
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
@@ -177,8 +178,9 @@ pub(in crate::decode) fn splits(prefix: &[u8]) -> Option<bool> {
 /// Follows the units of the zstd bytes handed to libzstd — a frame header, each block
 /// (header and body), a frame's checksum, a skippable frame — so that the decoders feed
 /// libzstd no further than the end of the current unit, and an error names the unit it was
-/// found in and where that unit starts (libzstd itself reports no position). Anything it does
-/// not understand (an unknown magic, a reserved block type) makes it lose track: the frame is
+/// found in and where that unit starts (libzstd itself reports no position). It also notes
+/// the faults of a header that libzstd lets pass and containers/image does not (see
+/// [`Units::fault`]). Anything it does not understand (an unknown magic, a reserved block type) makes it lose track: the frame is
 /// then the smallest unit it names.
 #[derive(Debug, Clone)]
 pub(super) struct Units {
@@ -193,7 +195,18 @@ pub(super) struct Units {
     /// Blocks of the current frame started so far.
     blocks: u64,
     checksum: bool,
+    /// A fault libzstd does not report but containers/image does, found in a header:
+    /// what, the block number, and where the block starts. Taken by [`Units::fault`].
+    fault: Option<(String, u64, u64)>,
+    /// The first bytes of the current compressed block's body, for [`weights::fault`], and
+    /// how many to gather (0: none).
+    body: Vec<u8>,
+    body_want: usize,
 }
+
+/// The most [`weights::needed`] asks: a 5-byte literals header, the weights' size byte, 127
+/// bytes of weights.
+const BODY_MAX: usize = 5 + 1 + 127;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unit {
@@ -229,7 +242,16 @@ impl Units {
             pos: at,
             blocks: 0,
             checksum: false,
+            fault: None,
+            body: Vec::new(),
+            body_want: 0,
         }
+    }
+
+    /// The fault found in the bytes advanced over so far that libzstd does not report (see
+    /// [`Units::advance`]), as `(what, block number in its frame, offset of the block)`.
+    pub(super) fn fault(&mut self) -> Option<(String, u64, u64)> {
+        self.fault.take()
     }
 
     /// How many more bytes belong to the current unit (at least 1).
@@ -267,6 +289,17 @@ impl Units {
                     }
                 }
                 Unit::BlockBody { left, last } => {
+                    if self.body_want > 0 {
+                        let k = now.len().min(self.body_want - self.body.len());
+                        self.body.extend_from_slice(&now[..k]);
+                        if self.body.len() == self.body_want {
+                            self.body_want = 0;
+                            if let Some(what) = weights::fault(&self.body) {
+                                self.fault
+                                    .get_or_insert((what, self.blocks, self.unit_start));
+                            }
+                        }
+                    }
                     self.state = Unit::BlockBody {
                         left: left - n as u64,
                         last,
@@ -333,8 +366,27 @@ impl Units {
                         self.state = Unit::Lost;
                         return;
                     }
+                    2 if size < 2 && self.fault.is_none() => {
+                        // RFC 8878 3.1.1.3: a compressed block holds at least a literals
+                        // section header and a sequences section header. libzstd decodes an
+                        // empty one to nothing; containers/image (klauspost/compress
+                        // blockDec.reset) refuses it: "block too small".
+                        self.fault = Some((
+                            format!(
+                                "compressed block of {size} bytes (at least 2: a literals and \
+                                 a sequences header)"
+                            ),
+                            self.blocks,
+                            self.unit_start,
+                        ));
+                        size
+                    }
                     _ => size,
                 };
+                if kind == 2 {
+                    self.body.clear();
+                    self.body_want = usize::try_from(size).map_or(BODY_MAX, |s| s.min(BODY_MAX));
+                }
                 self.state = Unit::BlockBody { left, last };
                 if left == 0 {
                     self.block_ended(last);
@@ -345,6 +397,7 @@ impl Units {
     }
 
     fn start_block(&mut self) {
+        self.body_want = 0;
         self.state = Unit::BlockHeader;
         self.have = 0;
         self.blocks += 1;
@@ -363,7 +416,9 @@ impl Units {
     }
 
     fn next_frame(&mut self) {
+        let fault = self.fault.take();
         *self = Units::at(self.pos);
+        self.fault = fault;
     }
 
     /// The unit the next byte belongs to, for frame number `frame` (counted from 1), and the

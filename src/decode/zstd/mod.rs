@@ -2,6 +2,14 @@
 //! (zstd:chunked keeps its table of contents in them; they add nothing to the DiffID),
 //! content checksums verified, windows up to 512 MiB, no dictionaries.
 //!
+//! Huffman-coded literals in four streams are refused unless each stream decodes to exactly
+//! its quarter of the output and ends exactly, as containers/image's decoder requires
+//! (klauspost/compress `huff0.Decompress4X`: "stream overrun", "short output block"). libzstd
+//! checks that only in its portable Huffman decoder, which `.cargo/config.toml` selects with
+//! `-DHUF_DISABLE_FAST_DECODE`; a libzstd built without it is detected and refused (see
+//! `strict_literals`). Such a fault is reported as corruption in the block holding the
+//! literals, at that block's offset, like every libzstd error.
+//!
 //! One frame cannot be decoded in parallel, but several can: [`ParZstdDecoder`] decodes
 //! whole frames on helper threads, with the same output and errors as [`ZstdDecoder`], the
 //! streaming decoder here. The files: `frame.rs` walks a frame's headers to find where it
@@ -11,6 +19,9 @@ mod frame;
 mod parallel;
 #[cfg(test)]
 mod tests;
+mod weights;
+
+use std::sync::OnceLock;
 
 use zstd::zstd_safe::{self, DCtx, DParameter, InBuffer, OutBuffer};
 
@@ -65,8 +76,40 @@ pub(super) struct ZstdDecoder {
     units: Units,
 }
 
-/// A decompression context with our limits: windows up to `2^window_log`.
+/// A zstd frame with corrupt Huffman literals: the first 2 KiB of a tar of this crate's
+/// sources, `zstd -19 --no-check`, bit 7 of byte 17 flipped, so that the fourth of the four
+/// literal streams does not end where its quarter of the output does. containers/image
+/// rejects it ("corruption detected: stream overrun 4"), and so does libzstd's portable
+/// Huffman decoder; its fast decoder (libzstd 1.5.x on x86-64 with BMI2 and on aarch64) does
+/// not check where the streams end and decodes it to 2048 bytes.
+static LAX_LITERALS_PROBE: &[u8] = include_bytes!("lax-literals.zst");
+
+/// Whether the linked libzstd checks that each of the four Huffman streams of a block's
+/// literals decodes to exactly its quarter of the output and ends exactly, as
+/// containers/image (klauspost/compress `huff0.Decompress4X`) does. libzstd does so only
+/// when built with `-DHUF_DISABLE_FAST_DECODE` (this repository's `.cargo/config.toml`), or
+/// on a CPU where it falls back to its portable decoder. Found out once per process, by
+/// decoding [`LAX_LITERALS_PROBE`] (a few microseconds).
+fn strict_literals() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    *STRICT.get_or_init(|| {
+        let mut out = vec![0u8; 4096];
+        zstd_safe::decompress(&mut out[..], LAX_LITERALS_PROBE).is_err()
+    })
+}
+
+/// A decompression context with our limits: windows up to `2^window_log`. An error if the
+/// linked libzstd decodes literals containers/image rejects (see [`strict_literals`]):
+/// diffid never digests what Podman refuses.
 fn new_dctx(window_log: u32) -> Result<DCtx<'static>> {
+    if !strict_literals() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "this build's libzstd does not check zstd Huffman literal streams as \
+             containers/image does: build zstd-sys with HOST_CFLAGS (TARGET_CFLAGS when cross \
+             compiling) set to -DHUF_DISABLE_FAST_DECODE, as diffid's .cargo/config.toml does",
+        ));
+    }
     let mut dctx = DCtx::try_create()
         .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot allocate a zstd context"))?;
     dctx.set_parameter(DParameter::WindowLogMax(window_log))
@@ -118,6 +161,7 @@ impl ZstdDecoder {
             Ok(hint) => {
                 self.offset += consumed as u64;
                 self.units.advance(&input[..consumed]);
+                check_units(&mut self.units, self.frames + 1)?;
                 if consumed > 0 || produced > 0 {
                     let ended = hint == 0;
                     // libzstd stops at the end of each frame, so a call that consumed input
@@ -192,6 +236,19 @@ fn zstd_error(code: usize, between_frames: bool) -> Error {
         _ => ErrorKind::Corrupt,
     };
     Error::new(kind, format!("invalid frame: {name}"))
+}
+
+/// The fault `units` found in what libzstd accepted (see [`Units::fault`]), in frame
+/// `frame` (counted from 1): corrupt, at the start of the block it is in.
+fn check_units(units: &mut Units, frame: u64) -> Result<()> {
+    match units.fault() {
+        None => Ok(()),
+        Some((what, block, at)) => Err(Error::new(
+            ErrorKind::Corrupt,
+            format!("invalid frame: {what} in block {block} of frame {frame}"),
+        )
+        .at(at)),
+    }
 }
 
 /// `err`, found in the unit `units` is at of frame `frame` (counted from 1): the message

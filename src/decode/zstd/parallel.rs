@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
 
 use super::frame::{Units, Walk, Walker};
-use super::{ZstdDecoder, in_unit, new_dctx, zstd_error};
+use super::{ZstdDecoder, check_units, in_unit, new_dctx, zstd_error};
 use crate::decode::parallel::{BUFFER_MAX, Crew, Done, OUTPUT_SLICE};
 use crate::decode::{Decode, Helpers};
 use crate::error::{Error, ErrorKind, Result};
@@ -347,6 +347,7 @@ fn decode_frame(
             .map_err(|code| in_unit(zstd_error(code, false), &units, number))?;
         let (c, p) = (inb.pos(), outb.pos());
         units.advance(&feed[..c]);
+        check_units(&mut units, number)?;
         ip += c;
         op += p;
         if hint == 0 {

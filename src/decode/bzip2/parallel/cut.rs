@@ -97,7 +97,7 @@ impl ParBzip2Decoder {
                             return self.stream_rest(start);
                         }
                         let crc = bits(&self.buf, rel + 48, 32) as u32;
-                        self.plan.push_back(Item::End { crc });
+                        self.plan.push_back(Item::End { crc, bit: start });
                         self.cut = Cut::Header {
                             byte: (start + 80).div_ceil(8),
                         };

@@ -8,7 +8,7 @@ use super::cut::Cut;
 use crate::decode::Decode;
 use crate::decode::bzip2::forge::synthetic_prefix;
 use crate::decode::bzip2::gocheck::GoCheck;
-use crate::decode::bzip2::{refused, stream_error, truncated};
+use crate::decode::bzip2::{refused, shift, stream_error, truncated};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The rest of a stream decoded sequentially from a block start (see the module docs).
@@ -25,6 +25,9 @@ pub(super) struct Streaming {
     skip: usize,
     /// Go's reading of the bytes fed (see `gocheck.rs`).
     check: GoCheck,
+    /// Real block number = block number among the bytes fed + `blocks` (the stream's blocks
+    /// before the start, less the synthetic one).
+    blocks: i64,
 }
 
 /// What a sequential part of the parallel decoder did.
@@ -43,7 +46,8 @@ impl ParBzip2Decoder {
     /// an input byte exactly). The synthetic block's output is dropped.
     pub(super) fn start_streaming(&mut self, start: u64) -> Result<()> {
         let align = start % 8;
-        let (mut head, head_bits, skip) = if self.combined == 0 && align == 0 {
+        let synthetic = !(self.combined == 0 && align == 0);
+        let (mut head, head_bits, skip) = if !synthetic {
             (vec![b'B', b'Z', b'h', b'0' + self.level], 32, 0)
         } else {
             synthetic_prefix(self.level, self.combined, align).ok_or_else(|| {
@@ -70,6 +74,7 @@ impl ParBzip2Decoder {
             delta: (start / 8) as i64 - (head_bits / 8) as i64,
             skip,
             check: GoCheck::new(),
+            blocks: self.blocks_in_stream as i64 - i64::from(synthetic),
         });
         Ok(())
     }
@@ -103,7 +108,8 @@ impl ParBzip2Decoder {
         let produced = (st.dec.total_out() - out0) as usize;
         if let Err(r) = st.check.feed(&src[..consumed as usize]) {
             let byte = (r.magic_bit / 8) as i64 + st.delta;
-            return Err(refused(&r, self.streams + 1, byte.max(0) as u64));
+            let block = (r.block as i64 + st.blocks).max(0) as u64;
+            return Err(refused(&r, self.streams + 1, block, byte.max(0) as u64));
         }
         if from_head {
             st.head_pos += consumed as usize;
@@ -120,7 +126,8 @@ impl ParBzip2Decoder {
             Ok(Status::StreamEnd) => {
                 if let Err(r) = st.check.finish() {
                     let byte = (r.magic_bit / 8) as i64 + st.delta;
-                    return Err(refused(&r, self.streams + 1, byte.max(0) as u64));
+                    let block = (r.block as i64 + st.blocks).max(0) as u64;
+                    return Err(refused(&r, self.streams + 1, block, byte.max(0) as u64));
                 }
                 let next = (st.dec.total_in() as i64 + st.delta) as u64;
                 self.streams += 1;
@@ -133,13 +140,22 @@ impl ParBzip2Decoder {
             Ok(_) if consumed == 0 && produced == 0 => {
                 if src.is_empty() {
                     // `finishing`: the input ended inside the stream.
-                    Err(truncated(self.streams + 1, self.stream_start, st.next))
+                    let place = st.check.locate().map(|p| shift(p, 8 * st.delta, st.blocks));
+                    Err(truncated(
+                        self.streams + 1,
+                        self.stream_start,
+                        st.next,
+                        place,
+                    ))
                 } else {
                     Ok(Flow::NeedInput)
                 }
             }
             Ok(_) => Ok(Flow::Progressed(wrote)),
-            Err(e) => Err(stream_error(e, self.streams + 1, self.stream_start)),
+            Err(e) => {
+                let place = st.check.locate().map(|p| shift(p, 8 * st.delta, st.blocks));
+                Err(stream_error(e, self.streams + 1, self.stream_start, place))
+            }
         }
     }
 

@@ -24,6 +24,7 @@ use bzip2::Error as BzError;
 use self::cut::{Cut, CutStep, PIECE_MAX_BITS};
 use self::fallback::{Flow, Streaming};
 use super::forge::{decode_piece, piece_stream};
+use super::gocheck::Place;
 use super::{Bzip2Decoder, stream_error};
 use crate::decode::parallel::{Crew, Done};
 use crate::decode::{Decode, Helpers};
@@ -36,8 +37,8 @@ enum Item {
     Header { byte: u64, level: u8 },
     /// A piece believed to be one block, submitted to the crew: bits `start..end`.
     Block { start: u64, end: u64, crc: u32 },
-    /// An end-of-stream marker with this stored combined CRC.
-    End { crc: u32 },
+    /// An end-of-stream marker at bit `bit` with this stored combined CRC.
+    End { crc: u32, bit: u64 },
     /// The rest of the stream, from the block start `start` (bit), decoded as it streams.
     Stream { start: u64 },
     /// Everything from this byte on, decoded by the sequential decoder (what follows the last
@@ -66,6 +67,8 @@ pub(in crate::decode) struct ParBzip2Decoder {
     stream_start: u64,
     level: u8,
     combined: u32,
+    /// Blocks of the current stream confirmed so far.
+    blocks_in_stream: u64,
     emitting: Option<(Vec<u8>, usize)>,
     streaming: Option<Streaming>,
     tail: Option<(Bzip2Decoder, u64)>,
@@ -100,6 +103,7 @@ impl ParBzip2Decoder {
             stream_start: 0,
             level: 9,
             combined: 0,
+            blocks_in_stream: 0,
             emitting: None,
             streaming: None,
             tail: None,
@@ -187,14 +191,16 @@ impl ParBzip2Decoder {
                     self.stream_start = byte;
                     self.level = level;
                     self.combined = 0;
+                    self.blocks_in_stream = 0;
                 }
-                Item::End { crc } => {
+                Item::End { crc, bit } => {
                     self.plan.pop_front();
                     if crc != self.combined {
                         return Err(stream_error(
                             BzError::Data,
                             self.streams + 1,
                             self.stream_start,
+                            Some(Place::End { bit }),
                         ));
                     }
                     self.streams += 1;
@@ -234,6 +240,7 @@ impl ParBzip2Decoder {
         crc: u32,
     ) -> Result<()> {
         if result == Some(Ok(())) {
+            self.blocks_in_stream += 1;
             self.combined = self.combined.rotate_left(1) ^ crc;
             self.emitting = Some((buf, 0));
             return Ok(());
@@ -264,6 +271,7 @@ impl ParBzip2Decoder {
                 self.plan.drain(..merged);
                 self.blocks_in_plan -= merged;
                 self.merged += merged as u64;
+                self.blocks_in_stream += 1;
                 self.combined = self.combined.rotate_left(1) ^ crc;
                 self.emitting = Some((buf, 0));
                 return Ok(());
@@ -296,6 +304,7 @@ impl ParBzip2Decoder {
                             self.cands.pop_front();
                         }
                         self.cut = Cut::Block { start: e, level };
+                        self.blocks_in_stream += 1;
                         self.combined = self.combined.rotate_left(1) ^ crc;
                         self.emitting = Some((buf, 0));
                         return Ok(());
