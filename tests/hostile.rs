@@ -751,6 +751,7 @@ fn zstd_header_len(frame: &[u8]) -> u64 {
 /// block's compressed offset.
 #[test]
 fn zstd_literal_streams_are_checked_like_containers_image() {
+    wide_budget();
     let gaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/known-gaps");
     let good = zstd(&small_layer(9), &["-3"]);
     let dir = tempfile::tempdir().unwrap();
@@ -814,6 +815,7 @@ fn zstd_literal_streams_are_checked_like_containers_image() {
 /// block's offset, on one thread and on several, alone and as frame 2 of 3.
 #[test]
 fn zstd_empty_compressed_block_is_rejected_like_containers_image() {
+    wide_budget();
     let good = zstd(&small_layer(10), &["-3"]);
     // Magic, descriptor (no content size, no checksum), 1 KiB window, a last compressed
     // block of 0 bytes.
@@ -865,6 +867,7 @@ fn zstd_empty_compressed_block_is_rejected_like_containers_image() {
 /// compressed block; a 512 MiB window, which `zstd` refuses only by its default memory limit).
 #[test]
 fn zstd_frame_and_block_conditions_match_containers_image() {
+    wide_budget();
     const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
     // Frame header: descriptor, then a window descriptor for 2^log bytes.
     let head = |fhd: u8, log: u8| [&MAGIC[..], &[fhd, (log - 10) << 3]].concat();
