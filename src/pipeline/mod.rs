@@ -61,6 +61,9 @@ mod digester;
 // The decoding reader: the decoded stream out, a tap on the DiffID stage.
 mod reader;
 
+// One gzip member decoded on several workers, for a file or a buffer.
+pub(crate) mod gzip_par;
+
 pub use digester::Digester;
 pub use reader::{DecodingReader, PipeWriter, decoding_pipe, decompress_path, decompress_reader};
 
