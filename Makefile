@@ -172,13 +172,17 @@ test-packaging: build
 # Criterion benches of each stage and each format (target/criterion, a few minutes), then
 # diffid against the peers on a realistic layer of installed files: target/bench/results.md,
 # results.json and throughput.svg. BENCH_RUNS (3), BENCH_LAYER_MIB (512), BENCH_FORMATS
-# (all) and BENCH_SKIP_MEM tune the comparison; see scripts/compare.sh --help. Last, the thread
+# (all) and BENCH_SKIP_MEM tune the comparison; see scripts/compare.sh --help. Then whole
+# images (scripts/image-bench.sh): `diffid image` on a 6-layer mixed image, as an OCI layout
+# and a docker save archive, beside go-containerregistry's validate.Image and per-layer
+# diffid: target/bench/image.md and image.json; BENCH_IMAGE_MIB (300). Last, the thread
 # sweep and the cost model on two corpora at three sizes: target/bench/sweep.md, sweep.json,
 # sweep.svg and model.md; BENCH_THREADS (1,2,4,... cores), BENCH_SIZES (4,40,400),
 # BENCH_SMALL_MIB (300); see scripts/sweep.sh --help.
 bench: build
 	$(CARGO) bench --locked --features cli
 	@scripts/compare.sh
+	@scripts/image-bench.sh
 	cd go/dropin && $(GO_ENV) $(GO) test -tags $(DROPIN_TAGS) -run '^$$' -bench Import -benchtime 3x .
 	@scripts/sweep.sh
 

@@ -11,6 +11,12 @@
 //! four threads sharing the process-wide worker budget. At once should take no longer than
 //! one after the other: the budget keeps the four from starting four sets of threads.
 //!
+//! `sizes/*`: layers of 4 and 40 MiB (and the `DIFFID_BENCH_MIB` one) as one zstd frame,
+//! zstd frames and one gzip member, through the pipeline on one thread and on the default
+//! threads, and for zstd beside libzstd alone (the `zstd` crate's streaming decoder read in
+//! 512 KiB pieces, what `zstd -dc` runs): the fixed cost a layer pays shows as the ratio to
+//! the decoder alone growing as the layer shrinks.
+//!
 //! Run: `cargo bench --bench pipeline` (`-- xz` to pick formats).
 
 mod common;
@@ -19,7 +25,8 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Duration;
 
-use common::{Form, blob, layer_len};
+use common::{CpuClock, Form, blob, blob_of, drain, layer_len, layer_size};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Digester, Options, digest_bytes};
 
@@ -55,6 +62,59 @@ fn pipeline(c: &mut Criterion) {
                 }
                 b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
             });
+        }
+    }
+    g.finish();
+}
+
+fn sizes(c: &mut Criterion) {
+    sizes_in(c, "sizes");
+}
+
+/// `sizes-cpu/*`: the same, timed in CPU seconds of the whole process (every thread), which
+/// a loaded machine disturbs less than wall time.
+fn sizes_cpu(c: &mut Criterion<CpuClock>) {
+    sizes_in(c, "sizes-cpu");
+}
+
+fn sizes_in<M: Measurement>(c: &mut Criterion<M>, group: &str) {
+    let cores = threads(0).resolved_threads();
+    let mut mib = vec![4, 40];
+    if !mib.contains(&(layer_size() >> 20)) {
+        mib.push(layer_size() >> 20);
+    }
+    let mut g = c.benchmark_group(group);
+    g.sampling_mode(SamplingMode::Flat);
+    for m in mib {
+        let size = m << 20;
+        for form in [Form::Zst, Form::ZstFrames, Form::Gz] {
+            let name = format!("{}/{m}MiB", form.name());
+            let len = blob_of(Form::Tar, size).len() as u64;
+            g.throughput(Throughput::Bytes(len));
+            if form == Form::Zst {
+                g.bench_function(format!("{name}/zstd-alone"), |b| {
+                    let data = blob_of(form, size);
+                    b.iter(|| {
+                        black_box(drain(zstd::stream::read::Decoder::new(&data[..]).unwrap()))
+                    })
+                });
+            }
+            for (label, o) in [
+                ("j1".to_string(), threads(1)),
+                (format!("j{cores}"), threads(0)),
+            ] {
+                let mut checked = false;
+                g.bench_function(format!("{name}/{label}"), |b| {
+                    let data = blob_of(form, size);
+                    if !checked {
+                        let report = digest_bytes(&data, &o).unwrap();
+                        assert_eq!(report.diff_size, len);
+                        assert!(report.tar.valid);
+                        checked = true;
+                    }
+                    b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
+                });
+            }
         }
     }
     g.finish();
@@ -120,11 +180,21 @@ fn concurrent(c: &mut Criterion) {
 }
 
 criterion_group! {
+    name = cpu;
+    config = Criterion::default()
+        .with_measurement(CpuClock::PROCESS)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    targets = sizes_cpu
+}
+
+criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = pipeline, ways_in, concurrent
+    targets = pipeline, sizes, ways_in, concurrent
 }
-criterion_main!(benches);
+criterion_main!(benches, cpu);

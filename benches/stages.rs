@@ -25,8 +25,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use common::{CHUNK, Form, blob, drain, layer_len, layer_size, not_tar};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use common::{CHUNK, CpuClock, Form, blob, drain, layer_len, layer_size, not_tar};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Algorithm, Options, digest_bytes};
 use sha2::Digest as _;
@@ -148,55 +147,13 @@ fn decoding(c: &mut Criterion) {
     g.finish();
 }
 
-/// CPU time of the measuring thread (`CLOCK_THREAD_CPUTIME_ID`), for a one-thread bench whose
-/// wall time a busy machine would blur: time the thread waits for a core is not counted.
-struct ThreadCpu;
-
-impl ThreadCpu {
-    fn now() -> Duration {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: writes the timespec it is given.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-    }
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = Duration;
-    type Value = Duration;
-    fn start(&self) -> Duration {
-        ThreadCpu::now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        ThreadCpu::now() - start
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // Nanoseconds, as wall time's: its formatter prints them.
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
-}
-
 /// ISA-L's own inflate (isal-sys) against the patched copy the library calls
 /// (`vendor/isa-l`, `isal_strict_inflate`: the same code plus the check that each dynamic
 /// block's Huffman codes are complete), on the gzip layer's deflate data, output in 512 KiB
 /// pieces with the CRC32 kept, as the library runs it, in thread CPU time. The difference is
 /// the check's cost.
 #[cfg(feature = "isal")]
-fn isal_check(c: &mut Criterion<ThreadCpu>) {
+fn isal_check(c: &mut Criterion<CpuClock>) {
     use isal_sys::igzip_lib as isal;
 
     unsafe extern "C" {
@@ -271,7 +228,7 @@ fn isal_check(c: &mut Criterion<ThreadCpu>) {
 }
 
 #[cfg(not(feature = "isal"))]
-fn isal_check(_: &mut Criterion<ThreadCpu>) {}
+fn isal_check(_: &mut Criterion<CpuClock>) {}
 
 criterion_group! {
     name = stages;
@@ -284,7 +241,7 @@ criterion_group! {
 criterion_group! {
     name = isal_cpu;
     config = Criterion::default()
-        .with_measurement(ThreadCpu)
+        .with_measurement(CpuClock::THREAD)
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));

@@ -160,8 +160,9 @@ check soname-libdiffid.so.0 soname
 
 # --- C tests --------------------------------------------------------------------------------
 program c-tests-asan-ubsan "$OUT/test_ffi_asan" "$D"
-# A budget of 4 whatever the cores: the layout with the blob hash on its own thread.
-program c-tests-three-workers env DIFFID_WORKERS=4 "$OUT/test_ffi" "$D" --three-workers
+# A budget of 4 whatever the cores: the stage layouts of 2, 3 and 4 tokens, among them the
+# one with the blob hash on its own thread.
+program c-tests-layouts env DIFFID_WORKERS=4 "$OUT/test_ffi" "$D" --layouts
 # One run under valgrind, of a build without sanitizers, leaks counted as errors.
 # --fair-sched=yes: valgrind runs one thread at a time, and its default lock lets a thread
 # that never blocks (the cancel tests' writer) starve the others for hours.

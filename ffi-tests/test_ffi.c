@@ -2,10 +2,11 @@
  * Tests of every function of the C ABI, against digests computed by `openssl dgst` (see
  * run.sh, which makes the inputs and expected.txt).
  *
- *   test_ffi DATA_DIR [--quick]
+ *   test_ffi DATA_DIR [--quick | --layouts]
  *
  * Prints "PASS name" or "FAIL name" per test; exits 1 when any failed. --quick (the
- * valgrind run) skips the repetitions that only add time under an instrumented CPU.
+ * valgrind run) skips the repetitions that only add time under an instrumented CPU;
+ * --layouts runs only the stage-layout test (run.sh gives it a budget of 4 tokens).
  */
 #define _GNU_SOURCE
 #include "diffid.h"
@@ -437,54 +438,87 @@ static void test_threads_agree(void) {
     }
 }
 
-/* Whether a thread of this process named `name` exists now (Linux: /proc/self/task). */
-static int thread_named(const char *name) {
+/* How many threads of this process named `name` (or, with `prefix`, whose name starts with it)
+ * are running now (Linux: /proc/self/task). A thread that was joined may stay listed for a
+ * moment while the kernel reaps it: its stat flags have PF_EXITING, and it is not counted. */
+static int threads_named(const char *name, int prefix) {
     DIR *d = opendir("/proc/self/task");
     CHECK(d != NULL);
     if (!d)
         return 0;
     int found = 0;
     struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        char path[512], comm[64] = {0};
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    while ((e = readdir(d)) != NULL) {
+        char path[512], stat[1024] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
         FILE *f = fopen(path, "r");
         if (!f)
             continue;
-        if (fgets(comm, sizeof comm, f))
-            found = strncmp(comm, name, strlen(name)) == 0 && comm[strlen(name)] == '\n';
+        size_t n = fread(stat, 1, sizeof stat - 1, f);
         fclose(f);
+        stat[n] = '\0';
+        /* "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm may hold spaces
+         * and parentheses, so the fields start after the last ')'. */
+        char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+        if (!open || !close || close < open)
+            continue;
+        unsigned long long flags = 0;
+        if (sscanf(close + 1, " %*c %*d %*d %*d %*d %*d %llu", &flags) != 1 || flags & 0x4)
+            continue;
+        size_t len = (size_t)(close - open - 1), want = strlen(name);
+        if (prefix ? len >= want && strncmp(open + 1, name, want) == 0
+                   : len == want && strncmp(open + 1, name, want) == 0)
+            found++;
     }
     closedir(d);
     return found;
 }
 
-/* The three-worker layout (the blob hash on a thread of its own, "diffid-blob"), which needs
- * three tokens: run.sh runs this with DIFFID_WORKERS=4, so that it runs on 2 cores too. An
- * input that does not split (gzip, one xz block), 3 and 4 threads, digests against openssl. */
-static void test_three_workers(void) {
+/* The worker threads of one layout: exactly one of each `names`, and no other diffid thread. */
+typedef struct {
+    uint32_t threads;
+    const char *names[3];
+} stage_layout;
+
+static int layout_running(const stage_layout *s) {
+    int n = 0;
+    for (unsigned i = 0; i < 3 && s->names[i]; i++, n++)
+        if (threads_named(s->names[i], 0) != 1)
+            return 0;
+    return threads_named("diffid-", 1) == n;
+}
+
+/* The stage threads of an input that does not split (gzip, one xz block), digests against
+ * openssl: with 2 threads the decoder alone on one worker and both hashes on the other; with 3
+ * and 4 the blob hash, the decoder and the DiffID stage on a thread each. run.sh runs this
+ * with DIFFID_WORKERS=4, so that every layout gets its tokens on 2 cores too. */
+static void test_layouts(void) {
     const char *names[] = {"layer.tar.gz", "layer.tar.xz"}; /* one xz block */
-    static const uint32_t threads[] = {3, 4};
+    static const stage_layout layouts[] = {
+        {2, {"diffid-decode", "diffid-hashes", NULL}},
+        {3, {"diffid-blob", "diffid-decode", "diffid-diff"}},
+        {4, {"diffid-blob", "diffid-decode", "diffid-diff"}},
+    };
     for (unsigned k = 0; k < 2; k++) {
         const layer *l = input(names[k]);
         size_t len;
         uint8_t *data = read_all(l->path, &len);
-        for (unsigned i = 0; i < 2; i++) {
-            diffid_options *o = options_with(DIFFID_ALGORITHM_SHA256, threads[i]);
+        for (unsigned i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+            diffid_options *o = options_with(DIFFID_ALGORITHM_SHA256, layouts[i].threads);
             diffid_stream *s = NULL;
             CHECK_CODE(diffid_stream_new(o, &s), DIFFID_OK);
             int seen = 0;
             for (size_t off = 0; off < len; off += 65536) {
                 size_t n = len - off < 65536 ? len - off : 65536;
                 CHECK_CODE(diffid_stream_write(s, data + off, n), DIFFID_OK);
-                seen = seen || thread_named("diffid-blob");
+                seen = seen || layout_running(&layouts[i]);
             }
             /* A thread is named by itself once the scheduler first runs it; on a loaded machine
-             * every chunk can be queued before that. The blob thread waits on its channel
-             * until finish, so it gets named: wait for it (30 s at most) rather than race it. */
+             * every chunk can be queued before that. Every stage thread waits on its channel
+             * until finish, so each gets named: wait for them (30 s at most) rather than race. */
             for (int ms = 0; !seen && ms < 30000; ms++) {
                 nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
-                seen = thread_named("diffid-blob");
+                seen = layout_running(&layouts[i]);
             }
             diffid_result *r = NULL;
             diffid_stream_finish(s, &r);
@@ -493,9 +527,13 @@ static void test_three_workers(void) {
             diffid_result_free(r);
             diffid_options_free(o);
             if (!seen)
-                fprintf(stderr, "  %s, %u threads: no diffid-blob thread ran\n", l->name,
-                        threads[i]);
+                fprintf(stderr,
+                        "  %s, %u threads: never exactly %s %s %s (%d diffid threads running)\n",
+                        l->name, layouts[i].threads, layouts[i].names[0], layouts[i].names[1],
+                        layouts[i].names[2] ? layouts[i].names[2] : "",
+                        threads_named("diffid-", 1));
             CHECK(seen);
+            CHECK(threads_named("diffid-", 1) == 0);
         }
         free(data);
     }
@@ -1495,7 +1533,7 @@ static void test_reader_arguments(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s DATA_DIR [--quick]\n", argv[0]);
+        fprintf(stderr, "usage: %s DATA_DIR [--quick | --layouts]\n", argv[0]);
         return 2;
     }
     data_dir = argv[1];
@@ -1507,8 +1545,8 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    if (argc > 2 && strcmp(argv[2], "--three-workers") == 0) {
-        run("three_workers", test_three_workers);
+    if (argc > 2 && strcmp(argv[2], "--layouts") == 0) {
+        run("layouts", test_layouts);
         return tests_failed ? 1 : 0;
     }
     run("version", test_version);

@@ -41,6 +41,8 @@ pub use crate::detect::{DETECT_LEN, Format, detect};
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::hash::{Algorithm, Digest};
 pub use crate::options::{DEFAULT_DECODER_MEMORY_LIMIT, Options};
+#[doc(hidden)]
+pub use crate::pipeline::gzip_par::{GzipParallel, last_gzip_parallel};
 pub use crate::pipeline::{
     CancelHandle, DecodingReader, Digester, PipeWriter, Report, decoding_pipe, decompress_path,
     decompress_reader,
@@ -51,7 +53,8 @@ pub use crate::warning::Warning;
 /// The version of this library, as in `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Digests the file at `path`.
+/// Digests the file at `path` (see [`digest_file`]). Fails with [`ErrorKind::Io`] when it
+/// cannot be opened.
 pub fn digest_path(path: impl AsRef<Path>, opts: &Options) -> Result<Report> {
     let path = path.as_ref();
     let mut file = File::open(path).map_err(|e| {
@@ -60,7 +63,28 @@ pub fn digest_path(path: impl AsRef<Path>, opts: &Options) -> Result<Report> {
             format!("cannot open {}: {e}", path.display()),
         )
     })?;
-    digest_reader(&mut file, opts)
+    digest_file(&mut file, opts)
+}
+
+/// Digests an open file from its current position to its end, as [`digest_reader`] does.
+///
+/// A regular file read from its start may have one gzip member decoded on several workers
+/// (large members, enough free worker threads; the README's performance section says when);
+/// the report and every error are those of the sequential path. The file must not change
+/// while it is digested. Other files (pipes, devices) are read as a stream.
+pub fn digest_file(file: &mut File, opts: &Options) -> Result<Report> {
+    use std::io::Seek;
+    opts.validate()?;
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    if regular && file.stream_position().is_ok_and(|p| p == 0) {
+        let normalized = opts.normalized();
+        if let Some(result) =
+            pipeline::gzip_par::digest(pipeline::gzip_par::Source::File(file), &normalized)
+        {
+            return result;
+        }
+    }
+    digest_reader(file, opts)
 }
 
 /// Digests everything `reader` yields until its end.
@@ -70,8 +94,16 @@ pub fn digest_reader(mut reader: impl Read, opts: &Options) -> Result<Report> {
     digester.finish()
 }
 
-/// Digests a blob held in memory.
+/// Digests a blob held in memory. One gzip member may be decoded on several workers, as
+/// [`digest_file`] says.
 pub fn digest_bytes(data: &[u8], opts: &Options) -> Result<Report> {
+    opts.validate()?;
+    let normalized = opts.normalized();
+    if let Some(result) =
+        pipeline::gzip_par::digest(pipeline::gzip_par::Source::Bytes(data), &normalized)
+    {
+        return result;
+    }
     let mut digester = Digester::new(opts)?;
     digester.write(data)?;
     digester.finish()

@@ -165,6 +165,7 @@ fn main() -> ExitCode {
         require_tar: cli.require_tar,
         expect_blob_digest: cli.expect_blob_digest.clone(),
         expect_diff_id: cli.expect_diff_id.clone(),
+        ..Options::default()
     };
     let files = if cli.files.is_empty() {
         vec![OsString::from("-")]
@@ -245,17 +246,22 @@ fn digest_one(
     progress: bool,
 ) -> Result<Report, Error> {
     let mut digester = Digester::new(opts)?;
+    let show_progress = progress && io::stderr().is_terminal();
     let (mut input, size): (Box<dyn Read>, Option<u64>) = if file == "-" {
         (Box::new(io::stdin().lock()), None)
     } else {
-        let f = File::open(file)
+        let mut f = File::open(file)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot open {name}: {e}")))?;
+        if !show_progress {
+            // A regular file may have one gzip member decoded on several workers.
+            return diffid::digest_file(&mut f, opts);
+        }
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
     // A progress bar only where a person watches, and only once the wait is long enough to
     // notice (see `Progress`).
-    if progress && io::stderr().is_terminal() {
+    if show_progress {
         let mut reader = Progress::new(input, name, size);
         let result = digester.read_from(&mut reader);
         reader.bar.finish_and_clear();

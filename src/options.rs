@@ -53,6 +53,14 @@ pub struct Options {
     /// The DiffID the blob must have (the image config's `rootfs.diff_ids` entry), checked
     /// like `expect_blob_digest`.
     pub expect_diff_id: Option<Digest>,
+    /// Internal, for tests and benchmarks; not part of the stable interface (no C, Go or CLI
+    /// counterpart). 0 (the default): the measured rule decides whether a gzip file or
+    /// buffer is decoded on several workers ([`crate::pipeline`]'s `gzip_parallel`).
+    /// `n > 0`: every gzip file or buffer (without `lenient_gzip`) takes the parallel path
+    /// with exactly `n` decode workers when the worker budget grants their tokens (one more
+    /// for the blob hash), whatever its size; the answers and errors are the same either way.
+    #[doc(hidden)]
+    pub gzip_parallel_workers: usize,
 }
 
 /// The default decoder memory limit: 1 GiB.
@@ -70,6 +78,7 @@ impl Default for Options {
             require_tar: false,
             expect_blob_digest: None,
             expect_diff_id: None,
+            gzip_parallel_workers: 0,
         }
     }
 }

@@ -94,6 +94,7 @@ fn concurrent_digests_share_the_budget() {
     );
 
     late_helpers();
+    two_token_layouts();
 }
 
 /// A call that found the budget spent starts on its caller's thread alone; once another call
@@ -138,6 +139,94 @@ fn late_helpers() {
         "no helper joined the call that started without tokens: {seen:?}"
     );
     assert!(workers_now().is_empty(), "{:?}", workers_now());
+}
+
+/// With the budget's two tokens: an input that does not split (gzip; one zstd frame, with or
+/// without a content size, once the held-back prefix shows no second frame) runs the decoder
+/// alone on one worker and both hashes on the other ("diffid-decode", "diffid-hashes"), never
+/// a blob-hash or DiffID thread of its own; zstd frames that split run the decoder with the
+/// DiffID stage and one crew helper, the blob hash on the caller's thread. Each answer
+/// against openssl.
+fn two_token_layouts() {
+    let chunk = 512 << 10;
+    // 6 MB that no compressor shrinks: one zstd frame of it is longer than the held-back
+    // prefix (4 MiB), so the layout is decided while the call is open.
+    let layer = tar_of(&[("random".into(), Rng::new(13).bytes(6_000_000, false))]);
+    let diff_id = common::openssl("sha256", &layer);
+    let frame = |layer: &[u8]| must("zstd", &["-c", "-q", "-1"], layer);
+    let size = format!("--stream-size={}", layer.len());
+    let halves = layer.split_at(layer.len() / 2);
+    // A case: its name, the blob, the threads named exactly so, the threads named with a prefix.
+    type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 4] = [
+        (
+            "gzip",
+            common::gzip(&layer),
+            &["diffid-decode", "diffid-hashes"],
+            &[],
+        ),
+        (
+            "one zstd frame",
+            frame(&layer),
+            &["diffid-decode", "diffid-hashes"],
+            &[],
+        ),
+        (
+            "one zstd frame with its content size",
+            must("zstd", &["-c", "-q", "-1", &size], &layer),
+            &["diffid-decode", "diffid-hashes"],
+            &[],
+        ),
+        (
+            "two zstd frames",
+            [frame(halves.0), frame(halves.1)].concat(),
+            &["diffid-decode"],
+            &["diffid-zstd-"],
+        ),
+    ];
+    for (name, blob, exact, prefixed) in cases {
+        assert!(blob.len() > 10 * chunk, "{name}: {} bytes", blob.len());
+        let mut d = Digester::new(&Options::default()).unwrap();
+        d.write(&blob[..10 * chunk]).unwrap();
+        // Every sample holds only this layout's threads; all of them run, each waiting on its
+        // channel while the call is open.
+        let mut strays = Vec::new();
+        let complete = within_deadline(|| {
+            let now = workers_now();
+            strays.extend(
+                now.iter()
+                    .filter(|n| {
+                        !exact.contains(&n.as_str()) && !prefixed.iter().any(|p| n.starts_with(p))
+                    })
+                    .cloned(),
+            );
+            let named = |n: &str| now.iter().filter(|m| *m == n).count();
+            exact.iter().all(|n| named(n) == 1)
+                && prefixed
+                    .iter()
+                    .all(|p| now.iter().any(|n| n.starts_with(p)))
+                && now.len() <= 2
+        });
+        assert!(complete, "{name}: the threads {:?}", workers_now());
+        assert!(
+            strays.is_empty(),
+            "{name}: threads of another layout {strays:?}"
+        );
+        d.write(&blob[10 * chunk..]).unwrap();
+        let r = d.finish().unwrap();
+        assert_eq!(
+            r.blob_digest.to_string(),
+            common::openssl("sha256", &blob),
+            "{name}"
+        );
+        assert_eq!(r.diff_id.to_string(), diff_id, "{name}");
+        assert!(r.tar.valid, "{name}: {:?}", r.tar);
+        assert!(
+            workers_now().is_empty(),
+            "{name}: {:?} after finish",
+            workers_now()
+        );
+    }
 }
 
 /// Set in the process [`unsplit_inputs_leave_idle_tokens_to_other_calls`] runs itself in.

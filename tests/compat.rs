@@ -424,6 +424,7 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 #[test]
 fn every_compat_case_matches_containers_image() {
+    wide_budget();
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     let paths: Vec<PathBuf> = cases
@@ -433,6 +434,7 @@ fn every_compat_case_matches_containers_image() {
     let go = oracle(&paths);
     let opts = Options::default();
     let mut checked = 0;
+    let mut gzip_parallel_decoded = 0;
     for ((c, path), go) in cases.iter().zip(&paths).zip(&go) {
         let ours = digest_path(path, &opts);
         let name = &c.name;
@@ -448,6 +450,24 @@ fn every_compat_case_matches_containers_image() {
             ..Options::default()
         };
         assert_eq!(ours, digest_bytes(&c.data, &single), "{name}: one thread");
+        // The gzip parallel path, forced: the same answer and the same error.
+        if c.format == Format::Gzip {
+            for workers in [2, 4] {
+                let opts = gzip_forced(workers);
+                assert_eq!(
+                    ours,
+                    digest_bytes(&c.data, &opts),
+                    "{name}: {workers} workers"
+                );
+                let outcome = diffid::last_gzip_parallel();
+                assert_eq!(ours, digest_path(path, &opts), "{name}: {workers} workers");
+                assert_eq!(diffid::last_gzip_parallel(), outcome, "{name}");
+                assert_ne!(outcome, diffid::GzipParallel::NotTried, "{name}");
+                if outcome == diffid::GzipParallel::Decoded {
+                    gzip_parallel_decoded += 1;
+                }
+            }
+        }
         assert_eq!(
             go["format"].as_str(),
             Some(c.format.name()),
@@ -507,11 +527,16 @@ fn every_compat_case_matches_containers_image() {
         checked += 1;
     }
     assert_eq!(checked, cases.len());
+    // The single-member gzip cases that pass took the parallel path (the others gave up and
+    // the sequential path answered): "gzip", "gzip-only-empty-member", "gzip-name-511", with
+    // 2 and 4 workers, and any other such case.
+    assert!(gzip_parallel_decoded >= 6, "{gzip_parallel_decoded}");
     eprintln!("{checked} cases agree with containers/image");
 }
 
 #[test]
 fn lenient_gzip_ignores_only_what_follows_the_last_member() {
+    wide_budget();
     let small = tar_of(&[("f".into(), b"data".to_vec())]);
     let lenient = Options {
         lenient_gzip: true,
@@ -544,6 +569,7 @@ fn lenient_gzip_ignores_only_what_follows_the_last_member() {
 
 #[test]
 fn full_xz_decodes_filter_chains_like_xz() {
+    wide_budget();
     let layer = source_layer();
     let full = Options {
         full_xz: true,
@@ -570,6 +596,7 @@ fn full_xz_decodes_filter_chains_like_xz() {
 
 #[test]
 fn sha512_matches_go_and_openssl() {
+    wide_budget();
     let dir = tempfile::tempdir().unwrap();
     let layer = source_layer();
     let blob = xz(&layer, &[]);
@@ -592,6 +619,7 @@ fn sha512_matches_go_and_openssl() {
 
 #[test]
 fn max_size_stops_decoding() {
+    wide_budget();
     let layer = source_layer();
     for (blob, format) in [
         (gzip(&layer), Format::Gzip),
@@ -624,6 +652,7 @@ fn max_size_stops_decoding() {
 /// the same way (`decode::xz` tests `memory_limit`, `parallel_respects_the_memory_limit`).
 #[test]
 fn memory_limit_caps_the_zstd_window() {
+    wide_budget();
     let random = Rng::new(28).bytes(1 << 20, false);
     let data = [&random[..], &vec![0u8; 150 << 20], &random[..]].concat();
     let blob = zstd(&data, &["--long=28", "-1"]);
@@ -661,6 +690,7 @@ fn memory_limit_caps_the_zstd_window() {
 
 #[test]
 fn require_tar_turns_a_bad_tar_into_an_error() {
+    wide_budget();
     let strict = Options {
         require_tar: true,
         ..Options::default()
@@ -681,6 +711,7 @@ fn require_tar_turns_a_bad_tar_into_an_error() {
 /// their names give, adjusted by the policy of compat.md, and compared with the Go reference.
 #[test]
 fn peer_corpus_verdicts() {
+    wide_budget();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/peers");
     let mut files: Vec<PathBuf> = ["xz", "zstd", "cimage"]
         .iter()
@@ -823,6 +854,7 @@ fn pax(records: &[(&str, &str)]) -> Vec<u8> {
 /// Go's own.
 #[test]
 fn tar_verdicts_match_go_archive_tar() {
+    wide_budget();
     let end = vec![0u8; 1024];
     let file = |name: &str, data: &[u8]| {
         [
@@ -977,6 +1009,7 @@ fn tar_verdicts_match_go_archive_tar() {
 /// is `DigestMismatch` on every path (bytes, one thread, the pipeline), never a report.
 #[test]
 fn expected_digests_in_options() {
+    wide_budget();
     use diffid::{Digest, ErrorKind, Options, digest_bytes};
     let layer = common::generated_layer();
     let blob = common::zstd(&layer, &["-3"]);

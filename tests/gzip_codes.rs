@@ -7,8 +7,11 @@
 //! decides. Each case's verdict is checked against three references — containers/image (the
 //! Go oracle), zlib (Python's `zlib` module, which wraps the C library) and `gzip -t` — and
 //! diffid must say the same through every entry point: the whole blob at once, the streaming
-//! `Digester` fed in pieces of 1 to 7 bytes (through the pipeline's threads), a reader and a
-//! file.
+//! `Digester` fed in pieces of 1 to 7 bytes (through the pipeline's threads), a reader, a
+//! file, and the gzip parallel path forced with 2 and 4 workers on a buffer and a file. The
+//! cases marked `long:` put the block in the middle of a member of several MB, where that
+//! path's workers decode it with rapidgzip-core's own Huffman tables (short members are
+//! judged by diffid's own decoder before that path starts).
 
 mod common;
 
@@ -17,7 +20,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::*;
-use diffid::{Digester, ErrorKind, Options, Report, digest_bytes, digest_path, digest_reader};
+use diffid::{
+    Digester, ErrorKind, GzipParallel, Options, Report, digest_bytes, digest_path, digest_reader,
+};
 
 /// Deflate bits, least significant first (RFC 1951, 3.1.1).
 #[derive(Default)]
@@ -248,14 +253,25 @@ fn decoded(data: &[Sym], out: &mut Vec<u8>) {
 /// A gzip member holding `blocks` (the last one final), with the CRC32 and ISIZE of what the
 /// blocks decode to (as an encoder would write them); and that decoded data.
 fn member(blocks: &[Block]) -> (Vec<u8>, Vec<u8>) {
-    let mut bits = Bits::default();
     let mut data = Vec::new();
+    let deflate = deflate(blocks, true, &mut data);
+    let mut m = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    m.extend(deflate);
+    m.extend(crc32fast::hash(&data).to_le_bytes());
+    m.extend((data.len() as u32).to_le_bytes());
+    (m, data)
+}
+
+/// The deflate bits of `blocks` (the last one final if `last_final`), from a byte boundary;
+/// what they decode to is appended to `data` (which holds what precedes them).
+fn deflate(blocks: &[Block], last_final: bool, data: &mut Vec<u8>) -> Vec<u8> {
+    let mut bits = Bits::default();
     for (i, b) in blocks.iter().enumerate() {
-        let last = i + 1 == blocks.len();
+        let last = last_final && i + 1 == blocks.len();
         match b {
             Block::Dynamic(d) => {
                 d.write(&mut bits, last);
-                decoded(&d.data, &mut data);
+                decoded(&d.data, data);
             }
             Block::Raw(fields) => {
                 for &(value, n) in fields {
@@ -276,8 +292,78 @@ fn member(blocks: &[Block]) -> (Vec<u8>, Vec<u8>) {
             }
         }
     }
+    bits.finish()
+}
+
+/// Text of 16 letters in a pseudo-random order (about 4 bits a byte once deflated).
+fn letters(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            b'a' + (x >> 60) as u8
+        })
+        .collect()
+}
+
+/// Raw deflate of `data` by zlib-rs: non-final blocks ending on a byte boundary (a sync
+/// flush), or, with `finish`, ending with the final block.
+fn zlib_deflate(data: &[u8], finish: bool) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    let mut c = Compress::new(Compression::new(6), false);
+    let mut out = Vec::with_capacity(data.len());
+    let flush = if finish {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    loop {
+        out.reserve(1 << 20);
+        let consumed = c.total_in() as usize;
+        let status = c.compress_vec(&data[consumed..], &mut out, flush).unwrap();
+        let done = c.total_in() as usize == data.len()
+            && (if finish {
+                status == Status::StreamEnd
+            } else {
+                out.len() < out.capacity()
+            });
+        if done {
+            return out;
+        }
+    }
+}
+
+/// A member of about 3.5 MB whose `middle` blocks come after 3 MB of zlib's dynamic blocks
+/// (6 MiB of text) and before 0.5 MB more: on the gzip parallel path they lie past the first
+/// grid tasks (1 MiB of input each) and past the prefix diffid's own decoder reads, so
+/// rapidgzip-core's workers judge them. The same cases are in [`cases`] as short members.
+fn long_member(mut middle: Vec<Block>) -> (Vec<u8>, Vec<u8>) {
+    use std::sync::OnceLock;
+    /// Text and its raw deflate.
+    struct Part {
+        data: Vec<u8>,
+        deflate: Vec<u8>,
+    }
+    static PARTS: OnceLock<[Part; 2]> = OnceLock::new();
+    let [head, tail] = PARTS.get_or_init(|| {
+        [(6 << 20, 1, false), (1 << 20, 2, true)].map(|(len, seed, finish)| {
+            let data = letters(len, seed);
+            let deflate = zlib_deflate(&data, finish);
+            Part { data, deflate }
+        })
+    });
+    let (head_data, head, tail_data, tail) = (&head.data, &head.deflate, &tail.data, &tail.deflate);
+    let mut data = head_data.clone();
+    // An empty stored block after the middle ones brings the next block to a byte boundary.
+    middle.push(Block::Stored(vec![]));
+    let bits = deflate(&middle, false, &mut data);
+    data.extend_from_slice(tail_data);
     let mut m = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    m.extend(bits.finish());
+    m.extend_from_slice(head);
+    m.extend(bits);
+    m.extend_from_slice(tail);
     m.extend(crc32fast::hash(&data).to_le_bytes());
     m.extend((data.len() as u32).to_le_bytes());
     (m, data)
@@ -661,6 +747,93 @@ fn cases() -> Vec<Case> {
             )],
         ),
     ]);
+    // Some of the above again, in the middle of a long member (see `long_member`): there the
+    // gzip parallel path's workers meet them, with their own Huffman tables.
+    let long_ok = |name, blocks: Vec<Block>| {
+        let (blob, data) = long_member(blocks);
+        Case {
+            name,
+            blob,
+            want: Some(data),
+            bad_member: None,
+        }
+    };
+    let long_bad = |name, blocks: Vec<Block>, bad_member| Case {
+        name,
+        blob: long_member(blocks).0,
+        want: None,
+        bad_member,
+    };
+    let mut dist32 = vec![0u8; 32];
+    (dist32[0], dist32[1]) = (1, 1);
+    all.extend([
+        long_ok(
+            "long: complete codes",
+            vec![dynamic(abl, &[1, 1], copy(b"ab"))],
+        ),
+        long_ok(
+            "long: single distance code of length 1",
+            vec![dynamic(abl, &[1], copy(b"ba"))],
+        ),
+        long_ok(
+            "long: no distance code",
+            vec![dynamic(&[(a, 1), (eob, 1)], &[0], lits(b"aaa"))],
+        ),
+        long_ok(
+            "long: literal/length code of end-of-block alone, then data",
+            vec![
+                dynamic(&[(eob, 1)], &[0], vec![]),
+                dynamic(&[(a, 1), (b, 2), (eob, 2)], &[0], lits(b"ba")),
+            ],
+        ),
+        long_bad(
+            "long: literal/length code of two 2-bit codes",
+            vec![dynamic(&[(a, 2), (eob, 2)], &[0], lits(b"aaa"))],
+            Some((1, 0)),
+        ),
+        long_bad(
+            "long: distance code of a 1-bit and a 2-bit code, not used",
+            vec![dynamic(abl, &[1, 2], lits(b"abab"))],
+            Some((1, 0)),
+        ),
+        long_bad(
+            "long: distance code of one 2-bit code",
+            vec![dynamic(abl, &[2], copy(b"a"))],
+            Some((1, 0)),
+        ),
+        long_bad(
+            "long: HDIST of 32 distance codes, the last two unused",
+            vec![dynamic(abl, &dist32, copy(b"ab"))],
+            None,
+        ),
+        long_bad(
+            "long: HDIST of 31 distance codes, the last one unused",
+            vec![dynamic(abl, &dist32[..31], copy(b"ab"))],
+            None,
+        ),
+        long_bad(
+            "long: a copy in a block with no distance code",
+            vec![dynamic(abl, &[0], copy(b"a"))],
+            None,
+        ),
+    ]);
+    // A copy from before the start of the data, after 150 kB and after 3.5 MB of empty stored
+    // blocks: past the prefix diffid's own decoder reads, and past the first grid tasks, where
+    // a worker starts with a window it does not know yet.
+    for (name, empty) in [
+        (
+            "long: distance beyond the data so far, after 150 kB of empty blocks",
+            30_000,
+        ),
+        (
+            "long: distance beyond the data so far, after 3.5 MB of empty blocks",
+            700_000,
+        ),
+    ] {
+        let mut blocks: Vec<Block> = (0..empty).map(|_| Block::Stored(vec![])).collect();
+        blocks.push(fixed(vec![Sym::Lit(b'a'), Sym::LitLen(257), Sym::Dist(1)]));
+        all.push(other(name, blocks));
+    }
     all
 }
 
@@ -699,10 +872,12 @@ fn gzip_t(blob: &[u8]) -> bool {
     run("gzip", &["-t"], blob).is_some()
 }
 
-/// Feeds `blob` to the streaming digester in pieces of 1 to 7 bytes.
+/// Feeds `blob` to the streaming digester in pieces of 1 to 7 bytes (1 to 4093 for the long
+/// members).
 fn in_pieces(blob: &[u8]) -> diffid::Result<Report> {
     let mut d = Digester::new(&Options::default())?;
-    for (i, piece) in blob.chunks(7).enumerate() {
+    let step = if blob.len() > 1 << 20 { 4093 } else { 7 };
+    for (i, piece) in blob.chunks(step).enumerate() {
         let cut = 1 + i % piece.len();
         d.write(&piece[..cut])?;
         d.write(&piece[cut..])?;
@@ -712,6 +887,7 @@ fn in_pieces(blob: &[u8]) -> diffid::Result<Report> {
 
 #[test]
 fn huffman_codes_are_judged_as_zlib_and_containers_image_judge_them() {
+    wide_budget();
     let cases = cases();
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<PathBuf> = cases
@@ -733,12 +909,33 @@ fn huffman_codes_are_judged_as_zlib_and_containers_image_judge_them() {
         );
         assert_eq!(zlib(&case.blob), case.want, "{name}: zlib");
         assert_eq!(gzip_t(&case.blob), case.want.is_some(), "{name}: gzip -t");
-        let ways = [
+        let mut ways = vec![
             ("whole", digest_bytes(&case.blob, &Options::default())),
             ("in pieces", in_pieces(&case.blob)),
             ("reader", digest_reader(&case.blob[..], &Options::default())),
             ("file", digest_path(file, &Options::default())),
         ];
+        // The gzip parallel path, forced: it either accepts with the same answer or gives
+        // the input back to the sequential path, which reports the error.
+        for (way, workers, on_file) in [
+            ("parallel, 2 workers", 2, false),
+            ("parallel file, 4 workers", 4, true),
+        ] {
+            let opts = gzip_forced(workers);
+            let got = if on_file {
+                digest_path(file, &opts)
+            } else {
+                digest_bytes(&case.blob, &opts)
+            };
+            let outcome = diffid::last_gzip_parallel();
+            assert_ne!(outcome, GzipParallel::NotTried, "{name} ({way})");
+            // A long member that every reference accepts is decoded by the parallel path
+            // itself (not given back): its workers did judge the blocks in the middle.
+            if name.starts_with("long:") && case.want.is_some() {
+                assert_eq!(outcome, GzipParallel::Decoded, "{name} ({way})");
+            }
+            ways.push((way, got));
+        }
         for (way, got) in ways {
             match (&case.want, got) {
                 (Some(data), Ok(report)) => {

@@ -348,6 +348,23 @@ fn check_trials(
         .map(|t| digest_bytes(&t.data, &opts))
         .collect();
     for (i, (t, r)) in trials.iter().zip(&ours).enumerate() {
+        // The gzip parallel path, forced: the same answer and the same error (kind, offset,
+        // message), with 2 workers on every trial and 4 on some.
+        if diffid::detect(&t.data) == Format::Gzip {
+            for workers in [2, 4] {
+                if workers == 4 && pieces_every > 0 && i % pieces_every != 0 {
+                    continue;
+                }
+                let forced = digest_bytes(&t.data, &gzip_forced(workers));
+                assert_eq!(r, &forced, "{}: gzip parallel, {workers} workers", t.name);
+                assert_ne!(
+                    diffid::last_gzip_parallel(),
+                    diffid::GzipParallel::NotTried,
+                    "{}",
+                    t.name
+                );
+            }
+        }
         if pieces_every > 0 && i % pieces_every == 0 {
             assert_eq!(
                 r,
@@ -517,6 +534,7 @@ fn truncations(s: &Sample, points: impl IntoIterator<Item = usize>) -> Vec<Trial
 
 #[test]
 fn every_truncation_of_a_small_blob_fails() {
+    wide_budget();
     let layer = small_layer(1);
     let mut trials = Vec::new();
     for s in samples(&layer, false) {
@@ -537,6 +555,7 @@ fn every_truncation_of_a_small_blob_fails() {
 
 #[test]
 fn random_truncations_of_a_larger_blob_fail() {
+    wide_budget();
     let layer = larger_layer(2 << 20, 2);
     let mut rng = Rng::new(3);
     let mut trials = Vec::new();
@@ -589,6 +608,7 @@ fn flips(s: &Sample, count: usize, rng: &mut Rng) -> Vec<Trial> {
 
 #[test]
 fn bit_flips_are_errors_or_the_references_digest() {
+    wide_budget();
     let layer = small_layer(4);
     let mut rng = Rng::new(5);
     let mut trials = Vec::new();
@@ -604,6 +624,7 @@ fn bit_flips_are_errors_or_the_references_digest() {
 
 #[test]
 fn bit_flips_in_a_larger_blob() {
+    wide_budget();
     let layer = larger_layer(1 << 20, 6);
     let mut rng = Rng::new(7);
     let mut trials = Vec::new();
@@ -618,6 +639,7 @@ fn bit_flips_in_a_larger_blob() {
 /// Flips in the fields no check covers give Ok, with the digest of what they decode to.
 #[test]
 fn unchecked_fields_change_nothing_but_the_blob_digest() {
+    wide_budget();
     let layer = small_layer(8);
     let mut trials = Vec::new();
     let g = gzip(&layer);
@@ -687,6 +709,7 @@ fn rejected_like_containers_image(names: &[&str]) {
 /// Huffman tree") is refused, as containers/image refuses it (`src/decode/bzip2/gocheck.rs`).
 #[test]
 fn bzip2_equal_symbols_in_huffman_tree_is_rejected() {
+    wide_budget();
     rejected_like_containers_image(&["bzip2-equal-symbols-in-huffman-tree.tar.bz2"]);
 }
 
@@ -698,6 +721,7 @@ fn bzip2_equal_symbols_in_huffman_tree_is_rejected() {
 /// (`src/decode/zstd/weights.rs`).
 #[test]
 fn known_gaps_are_rejected() {
+    wide_budget();
     rejected_like_containers_image(&[
         "zstd-short-output-block.tar.zst",
         "zstd-stream-overrun.tar.zst",
@@ -727,6 +751,7 @@ fn zstd_header_len(frame: &[u8]) -> u64 {
 /// block's compressed offset.
 #[test]
 fn zstd_literal_streams_are_checked_like_containers_image() {
+    wide_budget();
     let gaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/known-gaps");
     let good = zstd(&small_layer(9), &["-3"]);
     let dir = tempfile::tempdir().unwrap();
@@ -790,6 +815,7 @@ fn zstd_literal_streams_are_checked_like_containers_image() {
 /// block's offset, on one thread and on several, alone and as frame 2 of 3.
 #[test]
 fn zstd_empty_compressed_block_is_rejected_like_containers_image() {
+    wide_budget();
     let good = zstd(&small_layer(10), &["-3"]);
     // Magic, descriptor (no content size, no checksum), 1 KiB window, a last compressed
     // block of 0 bytes.
@@ -841,6 +867,7 @@ fn zstd_empty_compressed_block_is_rejected_like_containers_image() {
 /// compressed block; a 512 MiB window, which `zstd` refuses only by its default memory limit).
 #[test]
 fn zstd_frame_and_block_conditions_match_containers_image() {
+    wide_budget();
     const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
     // Frame header: descriptor, then a window descriptor for 2^log bytes.
     let head = |fhd: u8, log: u8| [&MAGIC[..], &[fhd, (log - 10) << 3]].concat();

@@ -4,7 +4,9 @@
 //! 3 and 4 get the layout where the blob hash has a thread of its own even on 2 cores); our
 //! digests must equal `openssl dgst` over the raw blob and over the known payload. A sampler
 //! checks that the runs did reach every layout and every parallel decoder (xz blocks, zstd
-//! frames, bzip2 blocks).
+//! frames, bzip2 blocks). gzip also goes through its parallel path, forced with 2 and 3
+//! workers: the members above (given back to the sequential path) and the payload as one
+//! member (decoded on that path).
 
 mod common;
 
@@ -12,8 +14,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Rng, must, openssl, running_threads, skippable, tar_of, xz, zstd};
-use diffid::{Digester, Format, Options};
+use common::{Rng, gzip_forced, must, openssl, running_threads, skippable, tar_of, xz, zstd};
+use diffid::{Digester, Format, GzipParallel, Options, digest_bytes};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -171,6 +173,32 @@ fn check(l: &Layer) -> Result<(), TestCaseError> {
             prop_assert!(r.tar.end_marker, "{}", what);
             prop_assert_eq!(r.tar.entries, l.entries.len() as u64, "{}", what);
         }
+        if format == Format::Gzip {
+            // The gzip parallel path, forced: these members are given back to the sequential
+            // path; the payload as one member is decoded there (several grid tasks of 1 MiB).
+            let single = must("gzip", &["-c", "-n", &format!("-{}", l.level)], &payload);
+            let single_digest = openssl("sha256", &single);
+            for (b, b_digest, one) in [
+                (&blob, &blob_digest, false),
+                (&single, &single_digest, true),
+            ] {
+                for workers in [2, 3] {
+                    let r = digest_bytes(b, &gzip_forced(workers)).unwrap();
+                    let what = format!("gzip parallel, {workers} workers, one member: {one}");
+                    let want = if one {
+                        GzipParallel::Decoded
+                    } else {
+                        GzipParallel::FellBack
+                    };
+                    prop_assert_eq!(diffid::last_gzip_parallel(), want, "{}", what);
+                    prop_assert_eq!(&r.blob_digest.to_string(), b_digest, "{}", what);
+                    prop_assert_eq!(r.blob_size, b.len() as u64, "{}", what);
+                    prop_assert_eq!(&r.diff_id.to_string(), &diff_id, "{}", what);
+                    prop_assert_eq!(r.diff_size, payload.len() as u64, "{}", what);
+                    prop_assert_eq!(r.tar.entries, l.entries.len() as u64, "{}", what);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -208,12 +236,14 @@ fn random_layers_match_openssl() {
     result.unwrap();
 
     // Every layout and every parallel decoder ran: the blob hash on its own thread (3 or
-    // more tokens), the decode and DiffID workers, the xz, zstd and bzip2 helper crews.
+    // more tokens), both hashes on one thread beside the decoder (2 tokens), the decode and
+    // DiffID workers, the xz, zstd and bzip2 helper crews.
     let seen = seen.lock().unwrap();
     for name in [
         "diffid-blob",
         "diffid-decode",
         "diffid-diff",
+        "diffid-hashes",
         "diffid-xz-",
         "diffid-zstd-",
         "diffid-bzip2-",

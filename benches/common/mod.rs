@@ -76,28 +76,36 @@ pub fn layer_size() -> usize {
         << 20
 }
 
-fn cache_dir() -> PathBuf {
+fn cache_dir(size: usize) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     target
         .join("bench")
         .join("criterion-inputs")
-        .join(format!("v{GENERATOR}-{}MiB", layer_size() >> 20))
+        .join(format!("v{GENERATOR}-{}MiB", size >> 20))
 }
 
 /// The blob of `form`, generated on first use and cached on disk and in memory. Call it
 /// inside the bench closure, so a filtered-out bench never generates its input.
 pub fn blob(form: Form) -> Arc<Vec<u8>> {
-    static LOADED: Mutex<Vec<(Form, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+    blob_of(form, layer_size())
+}
+
+/// The blob of `form` for a layer of `size` bytes (a whole number of MiB), whatever
+/// `DIFFID_BENCH_MIB` says: for the benches that compare layer sizes side by side.
+pub fn blob_of(form: Form, size: usize) -> Arc<Vec<u8>> {
+    /// A blob loaded once: its form, its layer's size, its bytes.
+    type Loaded = (Form, usize, Arc<Vec<u8>>);
+    static LOADED: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
     let mut loaded = LOADED.lock().unwrap();
-    if let Some((_, data)) = loaded.iter().find(|(f, _)| *f == form) {
+    if let Some((_, _, data)) = loaded.iter().find(|(f, s, _)| (*f, *s) == (form, size)) {
         return Arc::clone(data);
     }
     drop(loaded);
-    let data = Arc::new(load(form));
+    let data = Arc::new(load(form, size));
     loaded = LOADED.lock().unwrap();
-    loaded.push((form, Arc::clone(&data)));
+    loaded.push((form, size, Arc::clone(&data)));
     data
 }
 
@@ -106,16 +114,16 @@ pub fn layer_len() -> u64 {
     blob(Form::Tar).len() as u64
 }
 
-fn load(form: Form) -> Vec<u8> {
-    let dir = cache_dir();
+fn load(form: Form, size: usize) -> Vec<u8> {
+    let dir = cache_dir(size);
     let path = dir.join(format!("layer.{}", form.name()));
     if let Ok(data) = fs::read(&path) {
         return data;
     }
     let data = if form == Form::Tar {
-        generate_layer(layer_size())
+        generate_layer(size)
     } else {
-        let tar = blob(Form::Tar);
+        let tar = blob_of(Form::Tar, size);
         eprintln!(
             "diffid benches: compressing the {} MiB layer as {} (cached in {})",
             tar.len() >> 20,
@@ -342,5 +350,61 @@ pub fn drain(mut reader: impl Read) -> u64 {
             Ok(n) => total += n as u64,
             Err(e) => panic!("decoding failed: {e}"),
         }
+    }
+}
+
+/// A criterion measurement that reads a CPU clock instead of the wall clock: time spent
+/// waiting for a core (other load on the machine) is not counted. `CpuClock::PROCESS` counts
+/// every thread of the process (user + system, `getrusage(RUSAGE_SELF)`), `CpuClock::THREAD`
+/// the measuring thread (`CLOCK_THREAD_CPUTIME_ID`). Values are nanoseconds, printed as
+/// wall time's are.
+pub struct CpuClock(fn() -> std::time::Duration);
+
+impl CpuClock {
+    pub const PROCESS: CpuClock = CpuClock(process_cpu);
+    pub const THREAD: CpuClock = CpuClock(thread_cpu);
+}
+
+fn process_cpu() -> std::time::Duration {
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0, "getrusage(RUSAGE_SELF)");
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn thread_cpu() -> std::time::Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the timespec it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+impl criterion::measurement::Measurement for CpuClock {
+    type Intermediate = std::time::Duration;
+    type Value = std::time::Duration;
+    fn start(&self) -> Self::Intermediate {
+        (self.0)()
+    }
+    fn end(&self, start: Self::Intermediate) -> Self::Value {
+        (self.0)().saturating_sub(start)
+    }
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Self::Value {
+        *a + *b
+    }
+    fn zero(&self) -> Self::Value {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
+        static WALL: criterion::measurement::WallTime = criterion::measurement::WallTime;
+        criterion::measurement::Measurement::formatter(&WALL)
     }
 }

@@ -139,6 +139,12 @@ pub fn digest(format: Format, data: &[u8]) {
     let [c0, c1, payload @ ..] = data else {
         return;
     };
+    // Enough worker tokens for the forced gzip parallel path (4 decode workers and the blob
+    // hash) on any machine; the budget is fixed by the first computation of the process.
+    if format == Format::Gzip {
+        static BUDGET: std::sync::Once = std::sync::Once::new();
+        BUDGET.call_once(|| diffid::set_workers(8).expect("the first computation sets the budget"));
+    }
     let m = magic(format);
     let mut blob = if payload.starts_with(m) {
         payload.to_vec()
@@ -170,6 +176,33 @@ pub fn digest(format: Format, data: &[u8]) {
         ),
     }
     check(&blob, &whole, format);
+    if detect(&blob) == Format::Gzip {
+        gzip_parallel(&blob, &whole, c0 & 1 == 1);
+    }
+}
+
+/// The gzip parallel path, forced with 2 (or 4) decode workers: it must give the same report
+/// or the same error (kind, format, offset, message) as the sequential path, whether it
+/// decodes the blob itself or gives it back. Decoded there: the blobs whose first 128 KiB
+/// diffid's own decoder accepts (rapidgzip-core's workers split members of more than 1 MiB).
+fn gzip_parallel(blob: &[u8], whole: &diffid::Result<Report>, wide: bool) {
+    let workers = if wide { 4 } else { 2 };
+    let opts = Options {
+        threads: workers + 1,
+        gzip_parallel_workers: workers,
+        ..options(1)
+    };
+    let forced = digest_bytes(blob, &opts);
+    assert_ne!(
+        diffid::last_gzip_parallel(),
+        diffid::GzipParallel::NotTried,
+        "the forced gzip parallel path was not tried (worker budget {})",
+        diffid::workers()
+    );
+    assert_eq!(
+        whole, &forced,
+        "sequential vs gzip parallel, {workers} workers"
+    );
 }
 
 /// The tar target: `data` is an uncompressed blob (inputs that look compressed are left to
@@ -460,10 +493,7 @@ mod tempfile_path {
     pub struct Path(pub std::path::PathBuf);
     impl Path {
         pub fn new() -> Self {
-            Path(std::env::temp_dir().join(format!(
-                "diffid-fuzz-image-{}.tar",
-                std::process::id()
-            )))
+            Path(std::env::temp_dir().join(format!("diffid-fuzz-image-{}.tar", std::process::id())))
         }
     }
     impl Drop for Path {

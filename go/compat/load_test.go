@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,18 +24,23 @@ import (
 	"diffid.dev/go/diffid"
 )
 
-// workerThreads counts the process's running diffid worker threads (every one is named
-// "diffid-…"). A thread that has begun to exit (PF_EXITING, 0x4, in the flags field of
+// workerThreads counts the process's running diffid worker threads (see workerNames).
+func workerThreads(t testing.TB) int {
+	return len(workerNames(t))
+}
+
+// workerNames lists the process's running diffid worker threads (every one is named
+// "diffid-…"), sorted. A thread that has begun to exit (PF_EXITING, 0x4, in the flags field of
 // /proc/self/task/TID/stat) is not counted: the kernel sets that flag before the futex wake
 // that lets the library's join return, and lists the thread until it has reaped it, a moment
 // later; counting the listing right after a call returned raced that reaping.
-func workerThreads(t testing.TB) int {
+func workerNames(t testing.TB) []string {
 	const pfExiting = 0x4
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		t.Fatalf("cannot count threads: %v", err)
 	}
-	n := 0
+	var names []string
 	for _, task := range tasks {
 		stat, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "stat"))
 		if err != nil {
@@ -53,11 +59,12 @@ func workerThreads(t testing.TB) int {
 		if err != nil {
 			t.Fatalf("unexpected %s/stat: %q", task.Name(), stat)
 		}
-		if strings.HasPrefix(string(stat[open+1:close]), "diffid-") && flags&pfExiting == 0 {
-			n++
+		if name := string(stat[open+1 : close]); strings.HasPrefix(name, "diffid-") && flags&pfExiting == 0 {
+			names = append(names, name)
 		}
 	}
-	return n
+	slices.Sort(names)
+	return names
 }
 
 // workerBudget is the library's default budget: DIFFID_WORKERS, else the number of cores.
@@ -277,17 +284,19 @@ func TestThousandLayersFlatMemory(t *testing.T) {
 	}
 }
 
-// TestThreeWorkerLayout: the layout where the blob hash has a thread of its own needs three
-// tokens, which a 2-core machine's default budget never gives. The budget is fixed once per
-// process, so this test runs itself again with DIFFID_WORKERS=4; the child digests a layer
-// that does not split (gzip) with 3 and 4 threads, checks each answer against
-// containers/image, and requires that a "diffid-blob" thread ran.
-func TestThreeWorkerLayout(t *testing.T) {
-	if os.Getenv("DIFFID_THREE_WORKER_CHILD") != "1" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestThreeWorkerLayout$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "DIFFID_WORKERS=4", "DIFFID_THREE_WORKER_CHILD=1")
+// TestStageLayouts: which stage runs on which worker thread for a layer that does not split
+// (gzip), by the tokens a call gets: with 2, the decoder alone on one worker and both hashes
+// on the other ("diffid-decode", "diffid-hashes"); with 3 and 4, the blob hash, the decoder
+// and the DiffID stage on a thread each. Three tokens are more than a 2-core machine's
+// default budget gives, and the budget is fixed once per process, so this test runs itself
+// again with DIFFID_WORKERS=4; the child checks each answer against containers/image and
+// requires that exactly the layout's threads ran.
+func TestStageLayouts(t *testing.T) {
+	if os.Getenv("DIFFID_STAGE_LAYOUTS_CHILD") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStageLayouts$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "DIFFID_WORKERS=4", "DIFFID_STAGE_LAYOUTS_CHILD=1")
 		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestThreeWorkerLayout") {
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestStageLayouts") {
 			t.Fatalf("the child with DIFFID_WORKERS=4 failed: %v\n%s", err, out)
 		}
 		t.Logf("child: %s", strings.TrimSpace(string(out)))
@@ -304,25 +313,35 @@ func TestThreeWorkerLayout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("containers/image: %v", err)
 	}
-	for _, threads := range []int{3, 4} {
-		seen := false
-		w, err := diffid.NewWriter(diffid.WithThreads(threads))
+	three := []string{"diffid-blob", "diffid-decode", "diffid-diff"}
+	for _, layout := range []struct {
+		threads int
+		names   []string // sorted
+	}{
+		{2, []string{"diffid-decode", "diffid-hashes"}},
+		{3, three},
+		{4, three},
+	} {
+		w, err := diffid.NewWriter(diffid.WithThreads(layout.threads))
 		if err != nil {
 			t.Fatal(err)
 		}
+		seen, last := false, []string(nil)
 		for off := 0; off < len(blob); off += 64 << 10 {
 			end := min(off+64<<10, len(blob))
 			if _, err := w.Write(blob[off:end]); err != nil {
 				t.Fatal(err)
 			}
-			seen = seen || threadNamed(t, "diffid-blob")
+			last = workerNames(t)
+			seen = seen || slices.Equal(last, layout.names)
 		}
 		// A thread names itself when the scheduler first runs it; on a loaded machine every
-		// chunk can be queued before that. The blob thread waits on its channel until Close,
-		// so it does get named: wait for it (30 s at most) rather than race it.
+		// chunk can be queued before that. Every stage thread waits on its channel until
+		// Close, so each does get named: wait for them (30 s at most) rather than race them.
 		for deadline := time.Now().Add(30 * time.Second); !seen && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
-			seen = threadNamed(t, "diffid-blob")
+			last = workerNames(t)
+			seen = slices.Equal(last, layout.names)
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
@@ -332,25 +351,14 @@ func TestThreeWorkerLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 		if d := sameAsReference(res, ref); d != "" {
-			t.Errorf("threads %d: %s", threads, d)
+			t.Errorf("threads %d: %s", layout.threads, d)
 		}
 		if !seen {
-			t.Errorf("threads %d: no diffid-blob thread ran: the layout was not the three-worker one", threads)
+			t.Errorf("threads %d: the worker threads were never exactly %v (last seen: %v)",
+				layout.threads, layout.names, last)
+		}
+		if left := workerNames(t); len(left) > 0 {
+			t.Errorf("threads %d: %v left after Close", layout.threads, left)
 		}
 	}
-}
-
-// threadNamed reports whether a thread of this process has the name name.
-func threadNamed(t *testing.T, name string) bool {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatalf("cannot list threads: %v", err)
-	}
-	for _, task := range tasks {
-		comm, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(comm)) == name {
-			return true
-		}
-	}
-	return false
 }

@@ -33,8 +33,9 @@ pub struct Digester {
 enum Mode {
     /// Nothing dispatched yet.
     Idle,
-    /// Full chunks held back until they tell how the input decodes (see [`PEEK_MAX`]).
-    Peek(Vec<Buf>),
+    /// Full chunks held back until they tell how the input decodes (see [`PEEK_MAX`]), and,
+    /// from the second on, their bytes in one piece, appended to as chunks come.
+    Peek(Vec<Buf>, Vec<u8>),
     Inline(Box<Inline>),
     Threads(Workers),
     Finished,
@@ -143,10 +144,10 @@ impl Digester {
                     self.tap.take(),
                 )));
             }
-            Mode::Idle => return self.peek(vec![buf], false),
-            Mode::Peek(mut held) => {
+            Mode::Idle => return self.peek(vec![buf], Vec::new(), false),
+            Mode::Peek(mut held, prefix) => {
                 held.push(buf);
-                return self.peek(held, false);
+                return self.peek(held, prefix, false);
             }
             mode => self.mode = mode,
         }
@@ -155,14 +156,22 @@ impl Digester {
 
     /// Holds `held` back until it tells whether the input decodes in parallel, it reaches
     /// [`PEEK_MAX`], or the input ends (`last`); then starts the stages and sends it on.
-    fn peek(&mut self, held: Vec<Buf>, last: bool) -> Result<()> {
+    /// `prefix`: the bytes of every chunk of `held` but the last, in one piece, or nothing when
+    /// that is only the first chunk (which is read where it is).
+    fn peek(&mut self, held: Vec<Buf>, mut prefix: Vec<u8>, last: bool) -> Result<()> {
         let len: usize = held.iter().map(|b| b.len()).sum();
         let first = held[0].bytes();
         let format = detect(first);
         let verdict = match held.len() {
             1 => splits(format, first),
-            _ => {
-                let prefix: Vec<u8> = held.iter().flat_map(|b| b.bytes()).copied().collect();
+            n => {
+                // Each chunk is copied once: gathering the whole prefix again, byte by byte,
+                // for every chunk took 14% of the CPU time of a 40 MiB zstd layer (perf).
+                if prefix.is_empty() {
+                    prefix.reserve(PEEK_MAX);
+                    prefix.extend_from_slice(first);
+                }
+                prefix.extend_from_slice(held[n - 1].bytes());
                 splits(format, &prefix)
             }
         };
@@ -170,7 +179,7 @@ impl Digester {
             Some(parallel) => parallel,
             None if last || len >= PEEK_MAX => false,
             None => {
-                self.mode = Mode::Peek(held);
+                self.mode = Mode::Peek(held, prefix);
                 return Ok(());
             }
         };
@@ -220,7 +229,7 @@ impl Digester {
                 }
                 Ok(())
             }
-            Mode::Idle | Mode::Peek(_) | Mode::Finished => {
+            Mode::Idle | Mode::Peek(..) | Mode::Finished => {
                 unreachable!("dispatch before start or after finish")
             }
         }
@@ -257,9 +266,17 @@ impl Digester {
                 )));
                 last.map_or(Ok(()), |buf| self.send(buf))
             }
-            (Mode::Peek(mut held), last) => {
-                held.extend(last);
-                self.peek(held, true)
+            (Mode::Peek(mut held, mut prefix), last) => {
+                match last {
+                    Some(buf) => held.push(buf),
+                    // `peek` appends the newest held chunk to `prefix`, which has it already.
+                    None if held.len() > 1 => {
+                        let newest = held.last().expect("a held chunk").len();
+                        prefix.truncate(prefix.len() - newest);
+                    }
+                    None => {}
+                }
+                self.peek(held, prefix, true)
             }
             (mode, last) => {
                 self.mode = mode;
@@ -280,7 +297,7 @@ impl Digester {
                 }
             }
             // The stages could not start: `result` has the error.
-            Mode::Idle | Mode::Peek(_) | Mode::Finished => result.and_then(|()| {
+            Mode::Idle | Mode::Peek(..) | Mode::Finished => result.and_then(|()| {
                 Err(self
                     .shared
                     .error_or(|| Error::new(ErrorKind::Internal, "no stage ran")))

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::stages::{DecodeStage, DiffStage, Tap, report};
 use super::{Chunk, DEPTH, Report, Shared};
@@ -12,7 +12,7 @@ use crate::budget::Permit;
 use crate::decode::Helpers;
 use crate::detect::Format;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::Hasher;
+use crate::hash::{Algorithm, Hasher};
 use crate::options::Options;
 
 /// All stages on the caller's thread.
@@ -73,21 +73,51 @@ impl Inline {
 
 /// The worker threads of one computation, and the budget tokens they hold.
 pub(super) struct Workers {
-    /// The blob hash: on a worker of its own, or on the caller's thread.
+    /// The blob hash: on the caller's thread, on a worker of its own, or on the DiffID worker.
     blob: BlobStage,
     decode_tx: Sender<Chunk>,
     /// Returns the DiffID stage when it ran on the decoding thread too.
     decode: JoinHandle<Option<DiffStage>>,
-    /// The DiffID worker, when it has a thread of its own.
-    diff: Option<JoinHandle<Option<DiffStage>>>,
+    /// The DiffID worker, when it has a thread of its own; it returns the blob hash too when
+    /// it ran it ([`BlobStage::Hashes`]).
+    diff: Option<JoinHandle<Hashed>>,
     format: Arc<OnceLock<Format>>,
     _tokens: Permit,
 }
+
+/// What the DiffID worker returns: the blob hash when it ran it, and its stage unless it
+/// stopped early.
+type Hashed = (Option<Hasher>, Option<DiffStage>);
 
 pub(super) enum BlobStage {
     // Boxed: a hasher's state (256 bytes or more) would make every `Workers` that large.
     Caller(Box<Hasher>),
     Worker(Sender<Chunk>, JoinHandle<Hasher>),
+    /// On the DiffID worker, beside the DiffID hash: the two hashes share one thread so that
+    /// the decoder has the other core to itself.
+    Hashes(Sender<Chunk>),
+}
+
+/// How the stages of one computation sit on its threads (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Caller: read, blob hash. One worker: decode + DiffID/tar (and, for an input that
+    /// splits, the decoder's helpers on the other tokens).
+    Fold,
+    /// Caller: read. Workers: decode alone; blob hash + DiffID/tar.
+    Hashes,
+    /// Caller: read. Workers: blob hash; decode; DiffID/tar.
+    Three,
+}
+
+impl Plan {
+    fn of(tokens: usize, splits: bool) -> Plan {
+        match (tokens, splits) {
+            (1, _) | (_, true) => Plan::Fold,
+            (2, false) => Plan::Hashes,
+            _ => Plan::Three,
+        }
+    }
 }
 
 /// The most threads the stages of an input that does not split run on: blob hash, decode,
@@ -129,63 +159,60 @@ impl Workers {
             .saturating_sub(Self::tokens_wanted(opts, splits));
         drop(tokens.split(idle));
         let k = tokens.count();
-        // The DiffID stage runs on the decoding thread with one token, or when the other
-        // tokens go to decoding. A decoder that splits its input gets the other tokens (maybe
-        // none) and may take more from the budget as other calls give theirs back.
-        let fold = k == 1 || splits;
+        let plan = Plan::of(k, splits);
+        // A decoder that splits its input gets the other tokens (maybe none) and may take
+        // more from the budget as other calls give theirs back.
         let helpers = if splits {
             Helpers::up_to(opts, tokens.split(k - 1))
         } else {
             Helpers::none()
         };
-        let blob = if !fold && k >= 3 {
-            let (blob_tx, blob_rx) = bounded::<Chunk>(DEPTH);
-            let (shared, algorithm) = (Arc::clone(shared), opts.algorithm);
-            let handle = std::thread::Builder::new()
-                .name("diffid-blob".into())
-                .spawn(move || {
-                    let mut hasher = Hasher::new(algorithm);
-                    for chunk in blob_rx {
-                        if shared.failed() {
-                            break;
+        let (blob, blob_rx) = match plan {
+            Plan::Three => {
+                let (blob_tx, blob_rx) = bounded::<Chunk>(DEPTH);
+                let (shared, algorithm) = (Arc::clone(shared), opts.algorithm);
+                let handle = std::thread::Builder::new()
+                    .name("diffid-blob".into())
+                    .spawn(move || {
+                        let mut hasher = Hasher::new(algorithm);
+                        for chunk in blob_rx {
+                            if shared.failed() {
+                                break;
+                            }
+                            hasher.update(chunk.bytes());
                         }
-                        hasher.update(chunk.bytes());
-                    }
-                    hasher
-                })
-                .map_err(spawn_err)?;
-            BlobStage::Worker(blob_tx, handle)
-        } else {
-            BlobStage::Caller(Box::new(Hasher::new(opts.algorithm)))
+                        hasher
+                    })
+                    .map_err(spawn_err)?;
+                (BlobStage::Worker(blob_tx, handle), None)
+            }
+            Plan::Hashes => {
+                let (blob_tx, blob_rx) = bounded::<Chunk>(DEPTH);
+                (BlobStage::Hashes(blob_tx), Some(blob_rx))
+            }
+            Plan::Fold => (
+                BlobStage::Caller(Box::new(Hasher::new(opts.algorithm))),
+                None,
+            ),
         };
 
-        let (diff_tx, diff) = if fold {
+        let (diff_tx, diff) = if plan == Plan::Fold {
             (None, None)
         } else {
             let (diff_tx, diff_rx) = bounded::<Chunk>(DEPTH);
-            let (shared, format, mut stage) = (
+            let (shared, format, stage, algorithm) = (
                 Arc::clone(shared),
                 Arc::clone(&format),
                 DiffStage::new(opts, tap.take()),
+                opts.algorithm,
             );
+            let name = match plan {
+                Plan::Hashes => "diffid-hashes",
+                _ => "diffid-diff",
+            };
             let handle = std::thread::Builder::new()
-                .name("diffid-diff".into())
-                .spawn(move || {
-                    let mut hash = None;
-                    for chunk in diff_rx {
-                        if shared.failed() {
-                            return None;
-                        }
-                        let hash = *hash.get_or_insert_with(|| {
-                            format.get().copied().unwrap_or(Format::None) != Format::None
-                        });
-                        if let Err(e) = stage.push(&chunk, hash) {
-                            shared.fail(e);
-                            return None;
-                        }
-                    }
-                    Some(stage)
-                })
+                .name(name.into())
+                .spawn(move || diff_worker(stage, &diff_rx, blob_rx, algorithm, &format, &shared))
                 .map_err(spawn_err)?;
             (Some(diff_tx), Some(handle))
         };
@@ -195,7 +222,7 @@ impl Workers {
                 Arc::clone(&format),
                 DecodeStage::new(opts, helpers),
             );
-            let diff = fold.then(|| DiffStage::new(opts, tap.take()));
+            let diff = (plan == Plan::Fold).then(|| DiffStage::new(opts, tap.take()));
             std::thread::Builder::new()
                 .name("diffid-decode".into())
                 .spawn(move || decode_worker(stage, diff, &decode_rx, diff_tx, &format, &shared))
@@ -214,7 +241,9 @@ impl Workers {
     pub(super) fn send(&mut self, chunk: Chunk) -> std::result::Result<(), ()> {
         match &mut self.blob {
             BlobStage::Caller(hasher) => hasher.update(chunk.bytes()),
-            BlobStage::Worker(tx, _) => tx.send(Arc::clone(&chunk)).map_err(drop)?,
+            BlobStage::Worker(tx, _) | BlobStage::Hashes(tx) => {
+                tx.send(Arc::clone(&chunk)).map_err(drop)?
+            }
         }
         self.decode_tx.send(chunk).map_err(drop)
     }
@@ -230,20 +259,83 @@ impl Workers {
             _tokens,
         } = self;
         drop(decode_tx);
+        // Close every input before joining anything: the DiffID worker that hashes the blob
+        // too ends only when both its channels are closed.
         let blob = match blob {
-            BlobStage::Caller(hasher) => Some(*hasher),
+            BlobStage::Caller(hasher) => Some(Some(*hasher)),
             BlobStage::Worker(tx, handle) => {
                 drop(tx);
-                handle.join().ok()
+                Some(handle.join().ok())
+            }
+            BlobStage::Hashes(tx) => {
+                drop(tx);
+                None
             }
         };
         let decoded = decode.join();
-        let diff = match diff {
-            Some(handle) => handle.join().ok().flatten().filter(|_| decoded.is_ok()),
-            None => decoded.ok().flatten(),
+        let (blob_there, diff) = match diff {
+            Some(handle) => match handle.join() {
+                Ok((blob, diff)) => (blob, diff.filter(|_| decoded.is_ok())),
+                Err(_) => (None, None),
+            },
+            None => (None, decoded.ok().flatten()),
         };
-        (blob, diff, format.get().copied().unwrap_or(Format::None))
+        (
+            blob.unwrap_or(blob_there),
+            diff,
+            format.get().copied().unwrap_or(Format::None),
+        )
     }
+}
+
+/// The DiffID worker: hashes and parses the decoded chunks from `rx` and, given `blob`, hashes
+/// the blob's chunks from it too, taking whichever comes first. Returns the blob hash (when
+/// it ran it) and the stage, or no stage when it stopped early.
+fn diff_worker(
+    mut stage: DiffStage,
+    rx: &Receiver<Chunk>,
+    mut blob: Option<Receiver<Chunk>>,
+    algorithm: Algorithm,
+    format: &OnceLock<Format>,
+    shared: &Shared,
+) -> Hashed {
+    let mut blob_hasher = blob.as_ref().map(|_| Hasher::new(algorithm));
+    let mut hash = None;
+    let mut decoded_open = true;
+    loop {
+        if shared.failed() {
+            return (None, None);
+        }
+        // Which stream (decoded or blob) the chunk comes from; none: that stream ended.
+        let (decoded, chunk) = match (&blob, decoded_open) {
+            (Some(b), true) => select! {
+                recv(rx) -> c => (true, c.ok()),
+                recv(b) -> c => (false, c.ok()),
+            },
+            (Some(b), false) => (false, b.recv().ok()),
+            (None, true) => (true, rx.recv().ok()),
+            (None, false) => break,
+        };
+        match (decoded, chunk) {
+            (true, Some(chunk)) => {
+                let hash = *hash.get_or_insert_with(|| {
+                    format.get().copied().unwrap_or(Format::None) != Format::None
+                });
+                if let Err(e) = stage.push(&chunk, hash) {
+                    shared.fail(e);
+                    return (None, None);
+                }
+            }
+            (true, None) => decoded_open = false,
+            (false, Some(chunk)) => {
+                if let Some(h) = blob_hasher.as_mut() {
+                    h.update(chunk.bytes());
+                }
+            }
+            (false, None) => blob = None,
+        }
+    }
+    (blob_hasher, Some(stage))
 }
 
 /// The decoding thread: decodes, and hands the decoded chunks to the DiffID worker through

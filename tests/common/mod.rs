@@ -228,3 +228,20 @@ pub fn wait_listed_at_most(base: usize) -> bool {
     }
     true
 }
+
+/// A worker budget of 32 threads, wide enough for the forced gzip parallel path (4 decode
+/// workers and the blob hash) in every test of a binary at once. The budget is fixed by the
+/// first computation of the process, so every test of a binary that forces that path calls
+/// this before its first digest.
+pub fn wide_budget() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| diffid::set_workers(32).expect("the first computation sets the budget"));
+}
+
+/// Options forcing the gzip parallel path with exactly `workers` decode workers.
+pub fn gzip_forced(workers: usize) -> diffid::Options {
+    diffid::Options {
+        gzip_parallel_workers: workers,
+        ..diffid::Options::default()
+    }
+}

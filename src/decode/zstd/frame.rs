@@ -161,15 +161,19 @@ impl Walker {
 }
 
 /// Whether a zstd input whose first bytes are `prefix` is worth decoding in parallel: its
-/// first frame is small (it says so in its header, or it ends within `prefix` and another
-/// frame follows). `None` when the first frame has no content size and goes on past `prefix`.
+/// first frame ends within `prefix` and another frame follows. `None` when the first frame
+/// goes on past `prefix`, or nothing follows it yet.
+///
+/// A small content size in the first frame's header says nothing about what follows: one
+/// frame of a few MiB (what `zstd FILE` writes for a small layer) decoded "in parallel" is
+/// one job that gathers the whole frame before decoding it and decodes it whole before the
+/// DiffID stage sees a byte, so nothing overlaps; streamed, the hashes run beside the decoder.
 pub(in crate::decode) fn splits(prefix: &[u8]) -> Option<bool> {
     let mut w = Walker::default();
     match w.walk(prefix) {
         Walk::Frame => prefix
             .get(w.cursor..w.cursor + 4)
             .map(|m| u32::from_le_bytes(m.try_into().unwrap()) == ZSTD_MAGIC),
-        Walk::Need(_) if w.content_size.is_some() => Some(true),
         Walk::Need(_) => None,
         Walk::Skip(_) | Walk::Stream => Some(false),
     }
