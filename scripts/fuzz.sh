@@ -40,6 +40,10 @@ tar -c --sort=name --mtime=@0 --owner=0 --group=0 -f "$work/src.tar" Cargo.toml 
 mkdir -p "$work/t/$(printf 'd%.0s' {1..120})"
 printf 'hello\n' >"$work/t/$(printf 'd%.0s' {1..120})/file-with-a-long-name.txt"
 ln -s target "$work/t/link"
+# Link targets over 100 bytes: GNU writes them in a 'K' long-link header, PAX in a linkpath
+# record (a symbolic link, and a hard link to the long-named file).
+ln -s "$(printf 't%.0s' {1..150})" "$work/t/long-symlink"
+ln "$work/t/$(printf 'd%.0s' {1..120})/file-with-a-long-name.txt" "$work/t/hardlink"
 tar -c --format=pax --mtime=@0 -C "$work/t" -f "$work/pax.tar" .
 tar -c --format=gnu --mtime=@0 -C "$work/t" -f "$work/gnu.tar" .
 tar -c --format=gnu -f "$work/empty.tar" -T /dev/null

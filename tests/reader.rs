@@ -447,3 +447,57 @@ fn a_pipe_fed_from_another_thread_in_odd_pieces_gives_the_stream_and_the_report(
     }
     assert_no_threads_left("after the pipes");
 }
+
+/// A cancel that comes while `finish` waits for more of the stream ends it, also when the
+/// pipe's writer stays alive and idle after its write failed (as the Go package's feeding
+/// goroutine leaves the C reader's writer until the reader is freed). `finish` used to wait
+/// for the writer's outcome once the decoded chunks had ended, which a failed stream's idle
+/// writer never sends: when a worker saw the cancel and ended its channel before the
+/// cancelling thread woke the waiters, it hung forever (the Go suite's
+/// `TestDecompressStreamContext` hung so in its 11th run in a loop on a loaded machine). Many
+/// rounds with the cancel at varied moments around the wait.
+#[test]
+fn a_cancel_during_finish_ends_it_with_the_writer_still_open() {
+    let _serial = serial();
+    let blob = zstd(&big_layer(), &["-1"]);
+    let half = blob.len() / 2;
+    for round in 0..300u64 {
+        let threads = (round % 2) as usize;
+        let (mut w, mut r) = decoding_pipe(&opts(threads)).unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let input = blob[..half].to_vec();
+        let writer = std::thread::spawn(move || {
+            let first = w.write_all(&input);
+            // Idle but open until `finish` returned, or 30 s (then `finish` hung: dropping
+            // the writer lets it return, and the elapsed time below fails the test).
+            let _ = released.recv_timeout(Duration::from_secs(30));
+            (first, w)
+        });
+        let cancel = r.cancel_handle();
+        let delay = Duration::from_micros(round * 37 % 2_000);
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            cancel.cancel();
+        });
+        let started = Instant::now();
+        let end = r.finish();
+        let took = started.elapsed();
+        release.send(()).unwrap();
+        canceller.join().unwrap();
+        let (first, w) = writer.join().unwrap();
+        assert!(
+            took < Duration::from_secs(20),
+            "round {round}, threads {threads}: finish took {took:?} after a cancel"
+        );
+        assert_eq!(
+            end.unwrap_err().kind(),
+            ErrorKind::Cancelled,
+            "round {round}, threads {threads}"
+        );
+        if let Err(e) = first {
+            assert_eq!(e.kind(), ErrorKind::Cancelled, "round {round}: {e}");
+        }
+        drop((w, r));
+    }
+    assert_no_threads_left("after the cancels during finish");
+}

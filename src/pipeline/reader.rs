@@ -281,10 +281,19 @@ impl DecodingReader {
             recv(self.rx) -> chunk => match chunk {
                 Ok(chunk) => self.current = Some((chunk, 0)),
                 // Every decoded chunk was read: wait for the verdict of the final checks.
+                // The chunks also end when the stream fails: a worker that saw the failure
+                // flag can end them before `fail` wakes `stopped`, so this arm can come
+                // after the check above passed. The writer (idle after its failed write,
+                // its owner maybe waiting for this call) then never sends an outcome:
+                // wait for the failure too, or this never returns.
                 Err(_) => {
-                    let outcome = self.done.recv().unwrap_or_else(|_| {
-                        Err(Error::new(ErrorKind::Internal, "the feeder stopped without an outcome"))
-                    });
+                    let lost = || Error::new(ErrorKind::Internal, "the feeder stopped without an outcome");
+                    let outcome = select! {
+                        recv(self.done) -> outcome => outcome.unwrap_or_else(|_| Err(lost())),
+                        recv(self.shared.stopped) -> _ => self.done.try_recv().unwrap_or_else(|_| {
+                            Err(self.failure().unwrap_or_else(lost))
+                        }),
+                    };
                     self.end = Some(outcome);
                 }
             },
