@@ -54,6 +54,7 @@ fn crate_versions() {
     for name in [
         "isal-sys",
         "zlib-rs",
+        "rapidgzip-core",
         "liblzma-sys",
         "zstd-sys",
         "bzip2",

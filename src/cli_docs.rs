@@ -12,20 +12,26 @@ use clap_complete::Shell;
 
 /// The text `diffid --version` prints after the tool's name: the library version, then one
 /// line per format with the decoder and its version. liblzma and libzstd report their own
-/// (they are built from the source bundled in liblzma-sys and zstd-sys); ISA-L, zlib-rs and
-/// the bzip2 decoder are named by the crate that carries them (Cargo.lock's version, from
-/// build.rs).
+/// (they are built from the source bundled in liblzma-sys and zstd-sys); ISA-L, zlib-rs,
+/// rapidgzip-core and the bzip2 decoder are named by the crate that carries them (Cargo.lock's
+/// version, from build.rs), with the patched copies the build uses instead said so.
 pub fn long_version() -> String {
     // SAFETY: lzma_version_string returns a pointer to a static NUL-terminated string.
     let lzma = unsafe { CStr::from_ptr(liblzma_sys::lzma_version_string()) }.to_string_lossy();
-    let gzip = if cfg!(feature = "isal") {
+    let one = if cfg!(feature = "isal") {
         format!(
-            "ISA-L igzip (isal-sys {}, built from its bundled source)",
+            "ISA-L igzip (isal-sys {}; its inflate from vendor/isa-l, patched to reject \
+             incomplete Huffman codes)",
             env!("DIFFID_VERSION_ISAL_SYS")
         )
     } else {
         format!("zlib-rs {}", env!("DIFFID_VERSION_ZLIB_RS"))
     };
+    let gzip = format!(
+        "{one}; one member on several workers: rapidgzip-core {} (patched, \
+         third_party/rapidgzip-core)",
+        env!("DIFFID_VERSION_RAPIDGZIP_CORE")
+    );
     format!(
         "{} (library {})\n\
          gzip:  {gzip}\n\
