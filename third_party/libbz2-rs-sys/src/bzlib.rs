@@ -655,6 +655,72 @@ pub(crate) struct DState {
     pub perm: [[u16; 258]; 6],
     pub minLens: [u8; 6],
     pub save: SaveArea,
+    /// diffid: what the stream has shown so far (see [`GoNotes`]). Zeroed with the state.
+    pub go: GoNotes,
+}
+
+/// diffid (see `PATCH.md`): a block's obsolete "randomised" bit was set.
+pub const GO_RANDOMISED: u8 = 1;
+/// diffid: a Huffman table's code lengths do not make a complete prefix code (their Kraft
+/// sum, `sum(2^(20 - len))`, is not `2^20`).
+pub const GO_INCOMPLETE_TABLE: u8 = 2;
+/// diffid: the run-length stage met four equal bytes, a run-length count of 0, then the same
+/// byte again (or the block ended at such a count).
+pub const GO_ZERO_RUN: u8 = 4;
+/// diffid: the end-of-stream magic was read; [`GoNotes::end_bit`] is where it starts.
+pub const GO_ENDED: u8 = 8;
+
+/// diffid (see `PATCH.md`): what a decompressor has read of its stream, for a caller that
+/// must also judge the stream as another decoder would. Bits count from the first bit of
+/// the stream's first byte given to the decompressor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct GoNotes {
+    /// `GO_*` bits, sticky for the stream.
+    pub flags: u8,
+    /// Block magics read whole.
+    pub blocks: u64,
+    /// Where the last block magic read starts, and the one before it (valid up to `blocks`).
+    pub block_bits: [u64; 2],
+    /// Where the end-of-stream magic starts, once `flags` has [`GO_ENDED`].
+    pub end_bit: u64,
+    /// `blocks` and `block_bits` when the first of [`GO_RANDOMISED`], [`GO_INCOMPLETE_TABLE`]
+    /// and [`GO_ZERO_RUN`] was set (the block it was set in is the last one begun then).
+    pub flagged_blocks: u64,
+    pub flagged_bits: [u64; 2],
+}
+
+impl GoNotes {
+    /// Sets `flag`, one of [`GO_RANDOMISED`], [`GO_INCOMPLETE_TABLE`] and [`GO_ZERO_RUN`].
+    pub(crate) fn note(&mut self, flag: u8) {
+        if self.flags & (GO_RANDOMISED | GO_INCOMPLETE_TABLE | GO_ZERO_RUN) == 0 {
+            self.flagged_blocks = self.blocks;
+            self.flagged_bits = self.block_bits;
+        }
+        self.flags |= flag;
+    }
+}
+
+/// diffid (see `PATCH.md`): the notes of a decompressor made by [`BZ2_bzDecompressInit`];
+/// `None` for a null or foreign stream.
+///
+/// # Safety
+///
+/// `strm` is null, or satisfies the requirements of `&*strm` and was initialized with
+/// [`BZ2_bzDecompressInit`] (and not ended).
+pub unsafe fn BZ2_bzDecompressGoNotes(strm: *const bz_stream) -> Option<GoNotes> {
+    let strm = unsafe { strm.as_ref() }?;
+    let s = unsafe { strm.state.cast::<DState>().as_ref() }?;
+    if s.strm_addr != strm as *const _ as usize {
+        return None;
+    }
+    Some(s.go)
+}
+
+/// diffid: whether Huffman code lengths (each 1..=20) make a complete prefix code.
+pub(crate) fn go_complete(lengths: &[u8]) -> bool {
+    let kraft: u32 = lengths.iter().map(|&l| 1u32 << (20 - u32::from(l))).sum();
+    kraft == 1 << 20
 }
 
 #[derive(Default)]
@@ -1550,6 +1616,10 @@ fn un_rle_obuf_to_output_fast(strm: &mut BzStream<DState>, s: &mut DState) -> bo
                 c_state_out_len = k1 as u32 + 4;
                 (c_tPos, c_k0) = BZ_GET_FAST_C!(c_tPos);
                 c_nblock_used += 1;
+                // diffid: a count of 0 then the run's byte (see `PATCH.md`).
+                if k1 == 0 && c_k0 == c_state_out_ch {
+                    s.go.note(GO_ZERO_RUN);
+                }
 
                 continue 'return_notr;
             }
@@ -1759,6 +1829,10 @@ fn un_rle_obuf_to_output_small(strm: &mut BzStream<DState>, s: &mut DState) -> b
             s.state_out_len = k1 as u32 + 4;
             s.k0 = BZ_GET_SMALL!(s);
             s.nblock_used += 1;
+            // diffid: a count of 0 then the run's byte (see `PATCH.md`).
+            if k1 == 0 && s.k0 == s.state_out_ch {
+                s.go.note(GO_ZERO_RUN);
+            }
         }
     }
 }

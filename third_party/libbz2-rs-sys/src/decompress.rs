@@ -4,8 +4,9 @@ use core::ffi::c_int;
 
 use crate::allocator::Allocator;
 use crate::bzlib::{
-    index_into_f, BzStream, DSlice, DState, DecompressMode, ReturnCode, SaveArea, BZ_MAX_SELECTORS,
-    BZ_RAND_UPD_MASK, BZ_RUNA, BZ_RUNB,
+    go_complete, index_into_f, BzStream, DSlice, DState, DecompressMode, ReturnCode, SaveArea,
+    BZ_MAX_SELECTORS, BZ_RAND_UPD_MASK, BZ_RUNA, BZ_RUNB, GO_ENDED, GO_INCOMPLETE_TABLE,
+    GO_RANDOMISED,
 };
 use crate::{debug_log, huffman};
 
@@ -135,6 +136,16 @@ pub(crate) fn decompress(
     let mut uc: u8;
 
     let old_avail_in = strm.avail_in;
+
+    // diffid: the bit of the stream the next bit read comes from (see `PATCH.md`).
+    macro_rules! go_bit {
+        ($strm:expr, $s:expr) => {
+            ((u64::from($strm.total_in_hi32) << 32 | u64::from($strm.total_in_lo32))
+                + u64::from(old_avail_in - $strm.avail_in))
+                * 8
+                - $s.bsLive as u64
+        };
+    }
 
     if let State::BZ_X_MAGIC_1 = s.state {
         /*zero out the save area*/
@@ -469,6 +480,10 @@ pub(crate) fn decompress(
                     error!(BZ_DATA_ERROR);
                 }
 
+                // diffid: where the end-of-stream magic starts.
+                s.go.end_bit = go_bit!(strm, s) - 48;
+                s.go.flags |= GO_ENDED;
+
                 s.storedCombinedCRC = 0_u32;
                 current_block = BZ_X_CCRC_1;
             }
@@ -480,6 +495,10 @@ pub(crate) fn decompress(
                 if uc != 0x59 {
                     error!(BZ_DATA_ERROR);
                 }
+
+                // diffid: where this block's magic starts.
+                s.go.block_bits = [go_bit!(strm, s) - 48, s.go.block_bits[0]];
+                s.go.blocks += 1;
 
                 s.currBlockNo += 1;
                 if s.verbosity >= 2 {
@@ -571,6 +590,9 @@ pub(crate) fn decompress(
             s.state = State::BZ_X_RANDBIT;
 
             s.blockRandomised = GET_BITS!(strm, s, 1) != 0;
+            if s.blockRandomised {
+                s.go.note(GO_RANDOMISED);
+            }
 
             s.origPtr = 0;
             current_block = BZ_X_ORIGPTR_1;
@@ -1047,6 +1069,9 @@ pub(crate) fn decompress(
 
                                         s.len[t][i] = curr as u8;
                                     }
+                                    if !go_complete(&s.len[t][..usize::from(alphaSize)]) {
+                                        s.go.note(GO_INCOMPLETE_TABLE);
+                                    }
                                 }
 
                                 t = nGroups;
@@ -1095,6 +1120,9 @@ pub(crate) fn decompress(
                         if i < i32::from(alphaSize) {
                             current_block = Block45;
                             continue;
+                        }
+                        if !go_complete(&s.len[usize::from(t)][..usize::from(alphaSize)]) {
+                            s.go.note(GO_INCOMPLETE_TABLE);
                         }
                         t += 1;
                         current_block = Block35;

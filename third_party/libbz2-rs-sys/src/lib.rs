@@ -55,6 +55,11 @@ pub use bzlib::BZFILE;
 // the low-level interface
 pub use bzlib::{BZ2_bzCompress, BZ2_bzCompressEnd, BZ2_bzCompressInit};
 pub use bzlib::{BZ2_bzDecompress, BZ2_bzDecompressEnd, BZ2_bzDecompressInit};
+// diffid (see PATCH.md): what a decompressor has read, for a caller that must also judge the
+// stream as Go's compress/bzip2 would.
+pub use bzlib::{
+    BZ2_bzDecompressGoNotes, GoNotes, GO_ENDED, GO_INCOMPLETE_TABLE, GO_RANDOMISED, GO_ZERO_RUN,
+};
 
 // utility functions
 pub use bzlib::{BZ2_bzBuffToBuffCompress, BZ2_bzBuffToBuffDecompress};
