@@ -18,6 +18,13 @@
 //!   check of Huffman codes that `vendor/isa-l` adds. Measured in the thread's CPU time (not
 //!   wall time), so that other load on the machine does not decide the comparison.
 //!
+//! - `file/*` (only when `DIFFID_BENCH_FILE` names a compressed layer, `.gz`, `.zst`, `.xz` or
+//!   `.bz2`): that file's decoder crate alone on one thread (`file/crate`), beside the public
+//!   API on one thread with BLAKE3 (`file/api-j1-blake3`) and with SHA-256
+//!   (`file/api-j1-sha256`), throughput in decompressed bytes. It answers whether diffid's
+//!   path runs at its decoder's own speed on a given layer (issue 11's second corpus:
+//!   `DIFFID_BENCH_FILE=target/bench/sweep/small-300/layer-1block.tar.xz`).
+//!
 //! Run: `cargo bench --bench stages` (`-- hash` to pick a group).
 
 mod common;
@@ -147,6 +154,37 @@ fn decoding(c: &mut Criterion) {
     g.finish();
 }
 
+/// The decoder crate alone and the API on one thread, on the file `DIFFID_BENCH_FILE` names.
+fn file(c: &mut Criterion) {
+    let Some(path) = std::env::var_os("DIFFID_BENCH_FILE") else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    let name = path.to_string_lossy().into_owned();
+    let form = match path.extension().and_then(|e| e.to_str()) {
+        Some("gz") => Form::Gz,
+        Some("zst") => Form::Zst,
+        Some("xz") => Form::XzOne,
+        Some("bz2") => Form::Bz2,
+        _ => panic!("DIFFID_BENCH_FILE={name}: the name must end in .gz, .zst, .xz or .bz2"),
+    };
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("DIFFID_BENCH_FILE={name}: {e}"));
+    let size = crate_decode(form, &data, 1);
+    let mut g = c.benchmark_group("file");
+    g.throughput(Throughput::Bytes(size));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("crate", |b| {
+        b.iter(|| assert_eq!(black_box(crate_decode(form, &data, 1)), size))
+    });
+    for alg in [Algorithm::Blake3, Algorithm::Sha256] {
+        let o = opts(alg, 1);
+        g.bench_function(format!("api-j1-{}", alg.name()), |b| {
+            b.iter(|| black_box(digest_bytes(&data, &o).unwrap()))
+        });
+    }
+    g.finish();
+}
+
 /// ISA-L's own inflate (isal-sys) against the patched copy the library calls
 /// (`vendor/isa-l`, `isal_strict_inflate`: the same code plus the check that each dynamic
 /// block's Huffman codes are complete), on the gzip layer's deflate data, output in 512 KiB
@@ -236,7 +274,7 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = hashing, tar_parsing, decoding
+    targets = hashing, tar_parsing, decoding, file
 }
 criterion_group! {
     name = isal_cpu;
