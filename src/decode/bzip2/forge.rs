@@ -102,7 +102,7 @@ pub(super) fn decode_piece(
                 // notes say, else Go's reading of the stream.
                 let notes = d.notes();
                 return if d.total_in() as usize == stream.len()
-                    && super::gocheck::go_accepts(&notes).unwrap_or_else(|| {
+                    && (super::gocheck::go_reads_alike(&notes) || {
                         let mut go = super::gocheck::GoCheck::full();
                         go.feed(stream, &notes).is_ok() && go.finish().is_ok()
                     }) {

@@ -349,10 +349,10 @@ struct Cheap {
 /// The notes on which Go's reading starts.
 const GO_READS_OTHERWISE: u8 = GO_RANDOMISED | GO_INCOMPLETE_TABLE | GO_ZERO_RUN;
 
-/// Whether Go accepts a whole stream that libbzip2 decoded with these notes; `None` when only
-/// Go's reading can tell.
-pub(super) fn go_accepts(notes: &GoNotes) -> Option<bool> {
-    (notes.flags & GO_READS_OTHERWISE == 0).then_some(true)
+/// Whether the notes say Go reads the stream as libbzip2 did (then Go accepts what libbzip2
+/// decoded without error); if not, only Go's reading can tell.
+pub(super) fn go_reads_alike(notes: &GoNotes) -> bool {
+    notes.flags & GO_READS_OTHERWISE == 0
 }
 
 impl Cheap {
