@@ -1616,8 +1616,10 @@ fn un_rle_obuf_to_output_fast(strm: &mut BzStream<DState>, s: &mut DState) -> bo
                 c_state_out_len = k1 as u32 + 4;
                 (c_tPos, c_k0) = BZ_GET_FAST_C!(c_tPos);
                 c_nblock_used += 1;
-                // diffid: a count of 0 then the run's byte (see `PATCH.md`).
-                if k1 == 0 && c_k0 == c_state_out_ch {
+                // diffid: a count of 0 then the run's byte (see `PATCH.md`), when that byte
+                // is in the block: past its end the read wraps to the block's first byte,
+                // and Go starts each block afresh.
+                if k1 == 0 && c_k0 == c_state_out_ch && c_nblock_used < s_save_nblockPP {
                     s.go.note(GO_ZERO_RUN);
                 }
 
@@ -1829,8 +1831,9 @@ fn un_rle_obuf_to_output_small(strm: &mut BzStream<DState>, s: &mut DState) -> b
             s.state_out_len = k1 as u32 + 4;
             s.k0 = BZ_GET_SMALL!(s);
             s.nblock_used += 1;
-            // diffid: a count of 0 then the run's byte (see `PATCH.md`).
-            if k1 == 0 && s.k0 == s.state_out_ch {
+            // diffid: a count of 0 then the run's byte (see `PATCH.md`), when that byte is
+            // in the block (as in the fast stage above).
+            if k1 == 0 && s.k0 == s.state_out_ch && s.nblock_used < s.save.nblock as i32 + 1 {
                 s.go.note(GO_ZERO_RUN);
             }
         }
