@@ -35,7 +35,8 @@ pub fn long_version() -> String {
     format!(
         "{} (library {})\n\
          gzip:  {gzip}\n\
-         bzip2: bzip2 crate {} (libbz2-rs-sys {})\n\
+         bzip2: bzip2 crate {} (libbz2-rs-sys {}, patched to note what Go's decoder reads \
+         otherwise, third_party/libbz2-rs-sys)\n\
          xz:    liblzma {lzma} (liblzma-sys {})\n\
          zstd:  libzstd {} (zstd-sys {})",
         env!("CARGO_PKG_VERSION"),

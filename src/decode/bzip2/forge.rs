@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bzip2::{Action, Compress, Compression, Decompress, Status};
+use bzip2::{Action, Compress, Compression, Status};
 
 use super::scan::{EOS_MAGIC, bits};
 
@@ -83,7 +83,7 @@ pub(super) fn decode_piece(
     out: &mut Vec<u8>,
     stop: &AtomicBool,
 ) -> std::result::Result<(), ()> {
-    let mut d = Decompress::new(false);
+    let mut d = super::raw::Decompress::new();
     out.clear();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -98,11 +98,14 @@ pub(super) fn decode_piece(
         let (in0, out0) = (d.total_in() as usize, out.len());
         match d.decompress_vec(&stream[in0..], out) {
             Ok(Status::StreamEnd) => {
-                // Also what containers/image's decoder accepts (see `gocheck.rs`).
-                return if d.total_in() as usize == stream.len() && {
-                    let mut go = super::gocheck::GoCheck::new();
-                    go.feed(stream).is_ok() && go.finish().is_ok()
-                } {
+                // Also what containers/image's decoder accepts (see `gocheck.rs`): what the
+                // notes say, else Go's reading of the stream.
+                let notes = d.notes();
+                return if d.total_in() as usize == stream.len()
+                    && (super::gocheck::go_reads_alike(&notes) || {
+                        let mut go = super::gocheck::GoCheck::full();
+                        go.feed(stream, &notes).is_ok() && go.finish().is_ok()
+                    }) {
                     Ok(())
                 } else {
                     Err(())

@@ -21,13 +21,25 @@
 //! tables, selectors, code lengths 1..20, runs and data past the block size, the origin
 //! pointer, the block and stream CRCs, what follows a stream). Rather than approximate
 //! conditions 2 and 3, this module runs Go's block decoding itself (entropy decoding, inverse
-//! BWT, Go's run-length stage and CRC) on each block libbzip2 has decoded, so any error Go's
-//! reader would return on the block is found, whichever condition causes it.
+//! BWT, Go's run-length stage and CRC), so any error Go's reader would return on a block is
+//! found, whichever condition causes it.
+//!
+//! It runs only where it can matter. diffid's libbzip2 (third_party/libbz2-rs-sys, patched)
+//! notes each of the three conditions as it meets it (a randomised bit; a table that is not a
+//! complete code; four equal bytes, a count of 0 and the same byte, a superset of condition
+//! 2), and where each block starts. Without those notes Go reads every block as libbzip2 does
+//! (the same codes, the same output, the same CRC), so it refuses only what libbzip2 refuses
+//! too. [`GoCheck`] therefore only keeps the bytes Go's reading would need (from the block
+//! before the last one begun), and starts Go's reading on them when a note is set, when
+//! libbzip2 reports an error, or when the data ends inside a stream: the answer, message and
+//! place are those of Go's reading fed all along.
 
 use std::collections::VecDeque;
 
 use super::forge::crc_update;
+use super::raw::GoNotes;
 use super::scan::{BLOCK_MAGIC, EOS_MAGIC, bits, scan};
+use libbz2_rs_sys::{GO_ENDED, GO_INCOMPLETE_TABLE, GO_RANDOMISED, GO_ZERO_RUN};
 
 /// A block Go's reader refuses: what it says, the bit (of the bytes fed) where the block's
 /// magic starts, and which block of its stream it is (counted from 1, among the bytes fed).
@@ -65,10 +77,10 @@ enum State {
 }
 
 /// Go's reading of the bytes fed to a libbzip2 decoder, fed the same bytes as they are
-/// consumed. Holds at most two blocks' compressed bytes (the one being read and the one
-/// before, for [`locate`](Self::locate)) and Go's block array (4 bytes per byte of the
-/// block size).
-pub(super) struct GoCheck {
+/// consumed: the reading itself, block by block. Holds at most two blocks' compressed bytes
+/// (the one being read and the one before, for [`locate`](Self::locate)) and Go's block array
+/// (4 bytes per byte of the block size).
+struct Full {
     buf: Vec<u8>,
     /// Fed byte of `buf[0]`.
     base: u64,
@@ -90,10 +102,10 @@ pub(super) struct GoCheck {
     prev: Option<(u64, u64, u8)>,
 }
 
-impl GoCheck {
-    /// A checker whose first byte fed is a stream header.
-    pub(super) fn new() -> GoCheck {
-        GoCheck {
+impl Full {
+    /// A reader whose first byte fed is a stream header.
+    fn new() -> Full {
+        Full {
             buf: Vec::new(),
             base: 0,
             state: State::Header { byte: 0 },
@@ -114,7 +126,7 @@ impl GoCheck {
     /// header that is no magic; or at an end-of-stream marker just read (its combined CRC). `None` when the bytes fed never made a stream (a bad stream header): the stream
     /// is the unit. The answer depends only on the data up to the fault, not on how far past
     /// it libbzip2 read, so every path gives the same one.
-    pub(super) fn locate(&mut self) -> Option<Place> {
+    fn locate(&mut self) -> Option<Place> {
         if let Some((n, magic, level)) = self.prev {
             let rel = magic + 48 - self.base * 8;
             let size = 100_000 * usize::from(level);
@@ -147,11 +159,16 @@ impl GoCheck {
     }
 
     /// Reads `input` (the next bytes libbzip2 consumed); `Err` on the first block Go refuses.
-    pub(super) fn feed(&mut self, input: &[u8]) -> Result<(), Refusal> {
+    fn feed(&mut self, input: &[u8]) -> Result<(), Refusal> {
         if matches!(self.state, State::Off) || input.is_empty() {
             return Ok(());
         }
         self.buf.extend_from_slice(input);
+        self.settle()
+    }
+
+    /// Reads on as far as the bytes held go, then drops what is no longer needed.
+    fn settle(&mut self) -> Result<(), Refusal> {
         let r = self.advance();
         // Drop the bytes before the current unit.
         let keep = match self.state {
@@ -171,7 +188,7 @@ impl GoCheck {
 
     /// The bytes fed are all there is (libbzip2 found the last stream's end): a block Go
     /// was still reading is one it reads past the end of the data ("unexpected EOF").
-    pub(super) fn finish(&mut self) -> Result<(), Refusal> {
+    fn finish(&mut self) -> Result<(), Refusal> {
         let State::Block { magic, level } = self.state else {
             return Ok(());
         };
@@ -290,6 +307,195 @@ impl GoCheck {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Go's reading of the bytes fed to a libbzip2 decoder (see the module docs), fed the same
+/// bytes as they are consumed with the decoder's notes on them.
+///
+/// It starts cheap: it only holds the bytes Go's reading would have to go back to and follows
+/// the blocks' starts in the notes. Go's own reading ([`Full`]) starts from those bytes when
+/// the notes say the stream holds something Go may read otherwise (`GO_RANDOMISED`,
+/// `GO_INCOMPLETE_TABLE`, `GO_ZERO_RUN`), or when libbzip2 reports an error or the data ends
+/// inside a stream ([`full_reading`](Self::full_reading)), and goes on from there. Its
+/// answers are those of Go's reading fed all along: without those notes, Go reads each block
+/// as libbzip2 did and accepts what libbzip2 accepted, and where Go's reading would have
+/// refused a block earlier, libbzip2 consumed no byte since (it was writing the block out).
+pub(super) struct GoCheck {
+    mode: Mode,
+}
+
+enum Mode {
+    Cheap(Cheap),
+    Full(Box<Full>),
+}
+
+/// The bytes Go's reading would go back to, and where the notes say the blocks start.
+struct Cheap {
+    buf: Vec<u8>,
+    /// Fed byte of `buf[0]`.
+    base: u64,
+    /// Fed byte where the current stream (and its decompressor's notes) starts.
+    stream: u64,
+    /// The stream's level, once its header is fed.
+    level: Option<u8>,
+    /// The current stream's notes.
+    notes: GoNotes,
+    /// Fed bit of the end-of-stream magic of the stream before, if any.
+    last_end: Option<u64>,
+}
+
+/// The notes on which Go's reading starts.
+const GO_READS_OTHERWISE: u8 = GO_RANDOMISED | GO_INCOMPLETE_TABLE | GO_ZERO_RUN;
+
+/// Whether the notes say Go reads the stream as libbzip2 did (then Go accepts what libbzip2
+/// decoded without error); if not, only Go's reading can tell.
+pub(super) fn go_reads_alike(notes: &GoNotes) -> bool {
+    notes.flags & GO_READS_OTHERWISE == 0
+}
+
+impl Cheap {
+    /// The state of Go's reading at the start of the bytes it needs: the block before the
+    /// last one begun (Go has read it, as libbzip2 began the next), or the stream's header.
+    /// Once a note calls for Go's reading, the block begun last when it was set is the last
+    /// (libbzip2 may have begun more in the same call).
+    fn anchor(&self) -> (State, u64, Option<u64>) {
+        let n = &self.notes;
+        let (blocks, bits) = if n.flags & GO_READS_OTHERWISE != 0 {
+            (n.flagged_blocks, n.flagged_bits)
+        } else {
+            (n.blocks, n.block_bits)
+        };
+        match self.level {
+            Some(level) if blocks >= 2 => (
+                State::Unit {
+                    bit: self.stream * 8 + bits[1],
+                    level,
+                },
+                blocks - 2,
+                None,
+            ),
+            _ => (State::Header { byte: self.stream }, 0, self.last_end),
+        }
+    }
+
+    fn anchor_byte(&self) -> u64 {
+        match self.anchor().0 {
+            State::Header { byte } => byte,
+            State::Unit { bit, .. } => bit / 8,
+            _ => unreachable!("an anchor is a header or a unit"),
+        }
+    }
+
+    /// Go's reading of the bytes held, as if fed all along.
+    fn replay(&mut self) -> (Box<Full>, Result<(), Refusal>) {
+        let (state, blocks, last_end) = self.anchor();
+        let mut full = Box::new(Full::new());
+        full.buf = std::mem::take(&mut self.buf);
+        full.base = self.base;
+        full.state = state;
+        full.blocks = blocks;
+        full.last_end = last_end;
+        let r = full.settle();
+        (full, r)
+    }
+}
+
+impl GoCheck {
+    /// A checker whose first byte fed is a stream header.
+    pub(super) fn new() -> GoCheck {
+        GoCheck {
+            mode: Mode::Cheap(Cheap {
+                buf: Vec::new(),
+                base: 0,
+                stream: 0,
+                level: None,
+                notes: GoNotes::default(),
+                last_end: None,
+            }),
+        }
+    }
+
+    /// A checker that reads every block Go's way from the start (what [`GoCheck::new`] does
+    /// once the notes call for it).
+    pub(super) fn full() -> GoCheck {
+        GoCheck {
+            mode: Mode::Full(Box::new(Full::new())),
+        }
+    }
+
+    /// Reads `input` (the next bytes libbzip2 consumed), `notes` being its notes after
+    /// consuming them; `Err` on the first block Go refuses.
+    pub(super) fn feed(&mut self, input: &[u8], notes: &GoNotes) -> Result<(), Refusal> {
+        let c = match &mut self.mode {
+            Mode::Full(full) => return full.feed(input),
+            Mode::Cheap(c) => c,
+        };
+        c.buf.extend_from_slice(input);
+        c.notes = *notes;
+        if c.level.is_none() {
+            let at = (c.stream - c.base) as usize;
+            if let Some(&[b'B', b'Z', b'h', l]) = c.buf.get(at..at + 4) {
+                c.level = Some(l.wrapping_sub(b'0'));
+            }
+        }
+        if notes.flags & GO_READS_OTHERWISE != 0 {
+            return self.full_reading();
+        }
+        let keep = c.anchor_byte();
+        let dead = (keep - c.base) as usize;
+        if dead > (1 << 16) || dead == c.buf.len() {
+            c.buf.drain(..dead);
+            c.base = keep;
+        }
+        Ok(())
+    }
+
+    /// The decompressor that was fed ended its stream (libbzip2 read its end) where the bytes
+    /// fed end; the next bytes fed are a new decompressor's, with notes of their own.
+    pub(super) fn next_stream(&mut self) {
+        if let Mode::Cheap(c) = &mut self.mode {
+            if c.notes.flags & GO_ENDED != 0 {
+                c.last_end = Some(c.stream * 8 + c.notes.end_bit);
+            }
+            c.stream = c.base + c.buf.len() as u64;
+            c.level = None;
+            c.notes = GoNotes::default();
+            c.buf.clear();
+            c.base = c.stream;
+        }
+    }
+
+    /// Go's own reading from here on, caught up with the bytes fed: `Err` if it refuses a
+    /// block in them. Called before [`locate`](Self::locate) and when libbzip2 reports an
+    /// error, since Go's reading may have refused a block in the bytes fed by then.
+    pub(super) fn full_reading(&mut self) -> Result<(), Refusal> {
+        let Mode::Cheap(c) = &mut self.mode else {
+            return Ok(());
+        };
+        let (full, r) = c.replay();
+        self.mode = Mode::Full(full);
+        r
+    }
+
+    /// Where a fault libbzip2 reported lies (see [`Full::locate`]); call
+    /// [`full_reading`](Self::full_reading) first.
+    pub(super) fn locate(&mut self) -> Option<Place> {
+        let _ = self.full_reading();
+        match &mut self.mode {
+            Mode::Full(full) => full.locate(),
+            Mode::Cheap(_) => unreachable!("Go's reading has started"),
+        }
+    }
+
+    /// The bytes fed are all there is (libbzip2 found the last stream's end): a block Go
+    /// was still reading is one it reads past the end of the data ("unexpected EOF").
+    pub(super) fn finish(&mut self) -> Result<(), Refusal> {
+        self.full_reading()?;
+        match &mut self.mode {
+            Mode::Full(full) => full.finish(),
+            Mode::Cheap(_) => unreachable!("Go's reading has started"),
         }
     }
 }

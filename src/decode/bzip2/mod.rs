@@ -12,14 +12,16 @@ mod craft;
 mod forge;
 mod gocheck;
 mod parallel;
+mod raw;
 mod scan;
 #[cfg(test)]
 mod tests;
 
-use bzip2::{Decompress, Error as BzError, Status};
+use bzip2::{Error as BzError, Status};
 
 use self::gocheck::{GoCheck, Place, Refusal};
 pub(super) use self::parallel::ParBzip2Decoder;
+use self::raw::Decompress;
 use super::Decode;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -151,7 +153,7 @@ impl Bzip2Decoder {
     /// `offset` (the parallel decoder hands the input over to it there).
     fn resume(streams: u64, offset: u64) -> Self {
         Bzip2Decoder {
-            inner: Decompress::new(false),
+            inner: Decompress::new(),
             at_boundary: streams > 0,
             streams,
             offset,
@@ -166,7 +168,12 @@ impl Bzip2Decoder {
         let status = self.inner.decompress(input, output);
         let consumed = (self.inner.total_in() - in0) as usize;
         let produced = (self.inner.total_out() - out0) as usize;
-        if let Err(r) = self.check.feed(&input[..consumed]) {
+        let mut go = self.check.feed(&input[..consumed], &self.inner.notes());
+        if go.is_ok() && status.is_err() {
+            // Go's reading may have refused a block in the bytes fed (before libbzip2's error).
+            go = self.check.full_reading();
+        }
+        if let Err(r) = go {
             let byte = self.check_base + r.magic_bit / 8;
             return Err(refused(&r, self.streams + 1, r.block, byte));
         }
@@ -176,7 +183,8 @@ impl Bzip2Decoder {
                 self.offset += consumed as u64;
                 self.stream_start = self.offset;
                 self.at_boundary = true;
-                self.inner = Decompress::new(false);
+                self.inner = Decompress::new();
+                self.check.next_stream();
             }
             Ok(_) => {
                 self.offset += consumed as u64;
@@ -220,6 +228,10 @@ impl Decode for Bzip2Decoder {
         let (_, produced) = self.run(&[], output)?;
         if produced > 0 || self.at_boundary {
             return Ok((produced, self.at_boundary && produced == 0));
+        }
+        if let Err(r) = self.check.full_reading() {
+            let byte = self.check_base + r.magic_bit / 8;
+            return Err(refused(&r, self.streams + 1, r.block, byte));
         }
         let place = self.check.locate();
         let place = place.map(|p| shift(p, 8 * self.check_base as i64, 0));

@@ -1,13 +1,14 @@
 //! When cutting fails: the rest of a stream decoded as it streams in, from the last block
 //! that did decode, and whatever follows the last stream decoded by the sequential decoder.
 
-use bzip2::{Decompress, Status};
+use bzip2::Status;
 
 use super::ParBzip2Decoder;
 use super::cut::Cut;
 use crate::decode::Decode;
 use crate::decode::bzip2::forge::synthetic_prefix;
 use crate::decode::bzip2::gocheck::GoCheck;
+use crate::decode::bzip2::raw::Decompress;
 use crate::decode::bzip2::{refused, shift, stream_error, truncated};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -67,7 +68,7 @@ impl ParBzip2Decoder {
             next += 1;
         }
         self.streaming = Some(Streaming {
-            dec: Decompress::new(false),
+            dec: Decompress::new(),
             head,
             head_pos: 0,
             next,
@@ -106,7 +107,19 @@ impl ParBzip2Decoder {
         let status = st.dec.decompress(src, target);
         let consumed = st.dec.total_in() - in0;
         let produced = (st.dec.total_out() - out0) as usize;
-        if let Err(r) = st.check.feed(&src[..consumed as usize]) {
+        let mut go = st.check.feed(&src[..consumed as usize], &st.dec.notes());
+        let truncated_here = status
+            .as_ref()
+            .is_ok_and(|s| !matches!(s, Status::StreamEnd))
+            && consumed == 0
+            && produced == 0
+            && src.is_empty();
+        if go.is_ok() && (status.is_err() || truncated_here) {
+            // Go's reading may have refused a block in the bytes fed (before libbzip2's error
+            // or the end of the data).
+            go = st.check.full_reading();
+        }
+        if let Err(r) = go {
             let byte = (r.magic_bit / 8) as i64 + st.delta;
             let block = (r.block as i64 + st.blocks).max(0) as u64;
             return Err(refused(&r, self.streams + 1, block, byte.max(0) as u64));
@@ -124,6 +137,7 @@ impl ParBzip2Decoder {
         };
         match status {
             Ok(Status::StreamEnd) => {
+                st.check.next_stream();
                 if let Err(r) = st.check.finish() {
                     let byte = (r.magic_bit / 8) as i64 + st.delta;
                     let block = (r.block as i64 + st.blocks).max(0) as u64;
