@@ -91,6 +91,13 @@ pub(crate) const PARALLEL_MIN_BYTES: u64 = 16 << 20;
 /// coordinator and the blob hash sharing cores with the workers (about 0.8x); with 3 workers
 /// (4 tokens) it gives 0.42x for the decoders and the DiffID hash becomes the wall (0.47x).
 /// 3 is the conservative choice until a many-core run (`scripts/sweep.sh`) measures it.
+///
+/// Correction, found later: on that layer the 0.137 s were not the marker/window path but
+/// the crate's fallback, its coordinator decoding nearly all the member with zlib-rs (a
+/// stored block at the first task boundary; see the third patch in `PATCH.md`). With that
+/// patch the workers decode it, at about 1.3x the fallback's CPU (the README's side-by-side
+/// run): roughly 1.6x ISA-L's CPU per byte, 0.54x ISA-L's time with 3 workers, still close
+/// to the DiffID hash's 0.47x, so the rule stands.
 pub(crate) const PARALLEL_MIN_WORKERS: usize = 3;
 
 /// How many first bytes of the input diffid's own gzip decoder reads before the parallel path

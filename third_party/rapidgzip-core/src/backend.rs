@@ -3125,10 +3125,20 @@ struct BackendTail {
 /// Parallel encoders such as pigz can place a tiny empty stored or fixed block
 /// between two otherwise adjacent dynamic blocks when they perform a sync
 /// flush. Structural search deliberately starts only at dynamic blocks, so it
-/// can skip that flush block. Keeping this limit small prevents an unrelated
-/// false-positive candidate from turning a substantial part of the stream
-/// into ordered coordinator work.
-const MAX_EXACT_GAP_BITS: usize = 64 * 8;
+/// can skip that flush block.
+///
+/// diffid patch: 0.3.1 bridged at most 64 bytes, but a task stops at the first
+/// block boundary of any kind past its estimated stop, while the next task
+/// starts at the first dynamic block its search finds. Incompressible data
+/// (encoders store it in stored blocks, of 16 KiB in diffid's benchmark
+/// layer; common in container layers) at a grid boundary leaves a gap of one
+/// or more stored blocks, and without the bridge the coordinator decoded the
+/// whole rest of the member itself, on one thread. The limit is now the search range of a
+/// task (`SEARCH_BYTES` in `decode_estimated`), so that every gap a task can
+/// leave is bridged; stored blocks bridge at copying speed, and a bridge that
+/// does not end exactly at the chunk's start still falls back as before, after
+/// at most this much extra work.
+const MAX_EXACT_GAP_BITS: usize = 512 * 1024 * 8;
 
 /// Extra compressed input exposed to zlib-rs past an exact gap boundary.
 ///
@@ -3961,6 +3971,8 @@ where
         format,
     } = options;
     const SEARCH_BYTES: u64 = 512 * 1024;
+    // diffid patch: every gap a task's search can leave is bridged.
+    const _: () = assert!(MAX_EXACT_GAP_BITS as u64 >= SEARCH_BYTES * 8);
     const LOOKAHEAD_BYTES: u64 = 512 * 1024;
     // This cursor touches only gzip headers and footers. Large pages would
     // copy compressed payload that the positional workers read independently.
