@@ -27,7 +27,7 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Form, blob, layer_len};
+use common::{Form, blob, layer_len, process_cpu, thread_cpu};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use diffid::{Algorithm, GzipParallel, Options, digest_bytes, last_gzip_parallel};
 
@@ -38,24 +38,6 @@ fn rusage() -> libc::rusage {
         libc::getrusage(libc::RUSAGE_SELF, &mut u);
         u
     }
-}
-
-/// CPU time (user + system) of the whole process so far.
-fn cpu_time() -> Duration {
-    let usage = rusage();
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// CPU time of the calling thread so far.
-fn thread_cpu_time() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given; the clock always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The process's peak resident set so far, in MiB.
@@ -79,13 +61,13 @@ static TOTALS: Mutex<Vec<Total>> = Mutex::new(Vec::new());
 
 /// Runs `f` `iters` times; returns the wall time and adds both times to [`TOTALS`].
 fn timed(name: &str, iters: u64, mut f: impl FnMut()) -> Duration {
-    let (cpu0, caller0, wall0) = (cpu_time(), thread_cpu_time(), Instant::now());
+    let (cpu0, caller0, wall0) = (process_cpu(), thread_cpu(), Instant::now());
     for _ in 0..iters {
         f();
     }
     let (cpu, caller_cpu, wall) = (
-        cpu_time() - cpu0,
-        thread_cpu_time() - caller0,
+        process_cpu() - cpu0,
+        thread_cpu() - caller0,
         wall0.elapsed(),
     );
     let mut totals = TOTALS.lock().unwrap();

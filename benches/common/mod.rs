@@ -365,7 +365,8 @@ impl CpuClock {
     pub const THREAD: CpuClock = CpuClock(thread_cpu);
 }
 
-fn process_cpu() -> std::time::Duration {
+/// CPU time (user + system) of the whole process so far.
+pub fn process_cpu() -> std::time::Duration {
     let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     // SAFETY: getrusage only writes the struct it is given.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -374,7 +375,8 @@ fn process_cpu() -> std::time::Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn thread_cpu() -> std::time::Duration {
+/// CPU time of the calling thread so far.
+pub fn thread_cpu() -> std::time::Duration {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
